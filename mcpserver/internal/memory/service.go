@@ -1,0 +1,472 @@
+package memory
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Store keeps memories. Implementations seal text before it reaches their
+// database, apply ListQuery and SearchQuery in full (visibility included),
+// and make every multi-row change one transaction.
+type Store interface {
+	// Insert stores all memories with their vectors (vecs[i] belongs to
+	// ms[i]; a zero Vector means "not embedded yet"), or none of them.
+	Insert(ctx context.Context, ms []*Memory, vecs []Vector) error
+	// Get returns a memory by id regardless of visibility, or ErrNotFound.
+	Get(ctx context.Context, id uuid.UUID) (*Memory, error)
+	// Update writes m if its stored Version still equals m.Version, then
+	// increments m.Version; otherwise it returns ErrConflict. A nil vec keeps
+	// the stored vector.
+	Update(ctx context.Context, m *Memory, vec *Vector) error
+	// Delete removes the memories with these ids owned by owner: all of them,
+	// or none and ErrNotFound when any is missing or owned by someone else.
+	Delete(ctx context.Context, owner uuid.UUID, ids []uuid.UUID) (int, error)
+	// List returns one page of the memories matching q.
+	List(ctx context.Context, q ListQuery) (Page, error)
+	// Search returns up to q.Limit memories by descending cosine similarity.
+	Search(ctx context.Context, q SearchQuery) ([]Scored, error)
+	// Personas lists users with at least one unexpired public memory, by
+	// user id, starting after the given id.
+	Personas(ctx context.Context, after uuid.UUID, limit int, now time.Time) ([]Persona, error)
+	// Stats counts memories for administrators.
+	Stats(ctx context.Context, now time.Time) (Stats, error)
+}
+
+// Embedder turns texts into unit-length vectors.
+type Embedder interface {
+	Embed(ctx context.Context, texts []string) ([][]float32, error)
+	// Name identifies the model and dimension; vectors of different names
+	// are never compared.
+	Name() string
+}
+
+// UserDirectory resolves the users a memory is shared with.
+type UserDirectory interface {
+	// ResolveUsers maps each reference (a user id or an email) to a user id,
+	// in order; an unknown reference is an ErrInvalid naming it.
+	ResolveUsers(ctx context.Context, arg string, refs []string) ([]uuid.UUID, error)
+}
+
+// Service applies the rules of the domain on top of a Store.
+type Service struct {
+	store    Store
+	embedder Embedder
+	users    UserDirectory
+	now      func() time.Time
+}
+
+// NewService returns a Service. now may be nil (time.Now).
+func NewService(store Store, embedder Embedder, users UserDirectory, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{store: store, embedder: embedder, users: users, now: now}
+}
+
+// Now is the service's clock, truncated to microseconds: both databases
+// store that precision, so memories compare equal before and after storage.
+func (s *Service) Now() time.Time { return s.now().UTC().Truncate(time.Microsecond) }
+
+// Draft is a memory to create, as a caller describes it.
+type Draft struct {
+	Text       string
+	Permission string // empty: private, or shared when SharedWith is given
+	Tags       []string
+	Metadata   map[string]any
+	ExpiresAt  *time.Time
+	SharedWith []string // user ids or emails
+}
+
+// Create stores one memory owned by viewer.
+func (s *Service) Create(ctx context.Context, viewer uuid.UUID, d Draft) (*Memory, error) {
+	ms, err := s.create(ctx, viewer, []Draft{d}, func(_ int) string { return "" })
+	if err != nil {
+		return nil, err
+	}
+	return ms[0], nil
+}
+
+// CreateBatch stores up to MaxBatch memories owned by viewer, all or none,
+// and returns them in input order.
+func (s *Service) CreateBatch(ctx context.Context, viewer uuid.UUID, ds []Draft) ([]*Memory, error) {
+	switch {
+	case len(ds) == 0:
+		return nil, Invalidf("memories", "must hold at least one memory")
+	case len(ds) > MaxBatch:
+		return nil, TooLargef("memories", "has %d memories; the limit is %d", len(ds), MaxBatch)
+	}
+	return s.create(ctx, viewer, ds, func(i int) string { return fmt.Sprintf("memories[%d]", i) })
+}
+
+func (s *Service) create(ctx context.Context, viewer uuid.UUID, ds []Draft, prefix func(int) string) ([]*Memory, error) {
+	now := s.Now()
+	ms := make([]*Memory, len(ds))
+	texts := make([]string, len(ds))
+	for i, d := range ds {
+		m, err := s.fromDraft(ctx, viewer, d, now)
+		if err != nil {
+			if p := prefix(i); p != "" {
+				return nil, prefixArg(p, err)
+			}
+			return nil, err
+		}
+		ms[i], texts[i] = m, m.Text
+	}
+	vecs, err := s.embed(ctx, texts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.store.Insert(ctx, ms, vecs); err != nil {
+		return nil, fmt.Errorf("store memories: %w", err)
+	}
+	return ms, nil
+}
+
+func (s *Service) fromDraft(ctx context.Context, viewer uuid.UUID, d Draft, now time.Time) (*Memory, error) {
+	if err := checkText("text", d.Text); err != nil {
+		return nil, err
+	}
+	perm := Private
+	if d.Permission != "" {
+		p, err := ParsePermission(d.Permission)
+		if err != nil {
+			return nil, err
+		}
+		perm = p
+	} else if len(d.SharedWith) > 0 {
+		perm = Shared
+	}
+	tags, err := normaliseTags("tags", d.Tags)
+	if err != nil {
+		return nil, err
+	}
+	md, err := checkMetadata("metadata", d.Metadata)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := s.resolveShares(ctx, viewer, perm, d.SharedWith)
+	if err != nil {
+		return nil, err
+	}
+	return &Memory{
+		ID:         uuid.New(),
+		OwnerID:    viewer,
+		Text:       d.Text,
+		Permission: perm,
+		SharedWith: shared,
+		Tags:       tags,
+		Metadata:   md,
+		ExpiresAt:  utcPtr(d.ExpiresAt),
+		CreatedAt:  now,
+		UpdatedAt:  now,
+		Version:    1,
+	}, nil
+}
+
+// resolveShares turns references into a sorted set of user ids without the
+// owner, and refuses shares on a memory that is not shared.
+func (s *Service) resolveShares(ctx context.Context, owner uuid.UUID, perm Permission, refs []string) ([]uuid.UUID, error) {
+	if len(refs) == 0 {
+		return []uuid.UUID{}, nil
+	}
+	if perm != Shared {
+		return nil, Invalidf("shared_with", "is only allowed with permission shared (got %s)", perm)
+	}
+	if len(refs) > MaxSharedWith {
+		return nil, TooLargef("shared_with", "has %d users; the limit is %d", len(refs), MaxSharedWith)
+	}
+	ids, err := s.users.ResolveUsers(ctx, "shared_with", refs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]uuid.UUID, 0, len(ids))
+	for _, id := range ids {
+		if id != owner && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	slices.SortFunc(out, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	return out, nil
+}
+
+func (s *Service) embed(ctx context.Context, texts []string) ([]Vector, error) {
+	vals, err := s.embedder.Embed(ctx, texts)
+	if err != nil {
+		return nil, fmt.Errorf("embed: %w", err)
+	}
+	if len(vals) != len(texts) {
+		return nil, fmt.Errorf("embed: %d vectors for %d texts", len(vals), len(texts))
+	}
+	vecs := make([]Vector, len(vals))
+	for i, v := range vals {
+		vecs[i] = Vector{Embedder: s.embedder.Name(), Values: v}
+	}
+	return vecs, nil
+}
+
+// Get returns a memory the viewer may see, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, viewer, id uuid.UUID, includeExpired bool) (*Memory, error) {
+	m, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !Visible(m, viewer, s.Now(), includeExpired) {
+		return nil, ErrNotFound
+	}
+	return m, nil
+}
+
+// owned returns a memory for a change by viewer: ErrNotFound when the viewer
+// cannot see it (expired ones included, since the owner may still edit them),
+// ErrForbidden when they can see but do not own it.
+func (s *Service) owned(ctx context.Context, viewer, id uuid.UUID) (*Memory, error) {
+	m, err := s.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if m.OwnerID != viewer {
+		if Visible(m, viewer, s.Now(), false) {
+			return nil, fmt.Errorf("only the owner may change memory %s: %w", id, ErrForbidden)
+		}
+		return nil, ErrNotFound
+	}
+	return m, nil
+}
+
+// Patch is a partial update: nil fields stay as they are.
+type Patch struct {
+	Text      *string
+	Tags      *[]string
+	Metadata  *map[string]any
+	ExpiresAt **time.Time // non-nil pointer to nil clears the expiration
+}
+
+// Update applies a patch to a memory the viewer owns.
+func (s *Service) Update(ctx context.Context, viewer, id uuid.UUID, p Patch) (*Memory, error) {
+	if p.Text != nil {
+		if err := checkText("text", *p.Text); err != nil {
+			return nil, err
+		}
+	}
+	var tags []string
+	if p.Tags != nil {
+		t, err := normaliseTags("tags", *p.Tags)
+		if err != nil {
+			return nil, err
+		}
+		tags = t
+	}
+	var md map[string]any
+	if p.Metadata != nil {
+		m, err := checkMetadata("metadata", *p.Metadata)
+		if err != nil {
+			return nil, err
+		}
+		md = m
+	}
+	var vec *Vector
+	if p.Text != nil {
+		vecs, err := s.embed(ctx, []string{*p.Text})
+		if err != nil {
+			return nil, err
+		}
+		vec = &vecs[0]
+	}
+	return s.change(ctx, viewer, id, func(m *Memory) {
+		if p.Text != nil {
+			m.Text = *p.Text
+		}
+		if p.Tags != nil {
+			m.Tags = tags
+		}
+		if p.Metadata != nil {
+			m.Metadata = md
+		}
+		if p.ExpiresAt != nil {
+			m.ExpiresAt = utcPtr(*p.ExpiresAt)
+		}
+	}, vec)
+}
+
+// SetPermission changes who may see a memory the viewer owns.
+func (s *Service) SetPermission(ctx context.Context, viewer, id uuid.UUID, permission string, sharedWith []string) (*Memory, error) {
+	perm, err := ParsePermission(permission)
+	if err != nil {
+		return nil, err
+	}
+	shared, err := s.resolveShares(ctx, viewer, perm, sharedWith)
+	if err != nil {
+		return nil, err
+	}
+	return s.change(ctx, viewer, id, func(m *Memory) {
+		m.Permission = perm
+		m.SharedWith = shared
+	}, nil)
+}
+
+// maxConflictRetries bounds how often a change is re-applied to a fresh
+// read when a concurrent writer got there first.
+const maxConflictRetries = 8
+
+// change reads, modifies and writes a memory with optimistic concurrency,
+// re-reading on conflict, so concurrent patches of one memory all survive.
+func (s *Service) change(ctx context.Context, viewer, id uuid.UUID, apply func(*Memory), vec *Vector) (*Memory, error) {
+	for attempt := 0; ; attempt++ {
+		m, err := s.owned(ctx, viewer, id)
+		if err != nil {
+			return nil, err
+		}
+		apply(m)
+		m.UpdatedAt = s.Now()
+		err = s.store.Update(ctx, m, vec)
+		if err == nil {
+			return m, nil
+		}
+		if !errors.Is(err, ErrConflict) || attempt == maxConflictRetries {
+			return nil, err
+		}
+	}
+}
+
+// Delete removes memories the viewer owns, all or none.
+func (s *Service) Delete(ctx context.Context, viewer uuid.UUID, ids []uuid.UUID) (int, error) {
+	switch {
+	case len(ids) == 0:
+		return 0, Invalidf("memory_ids", "must hold at least one id")
+	case len(ids) > MaxBatch:
+		return 0, TooLargef("memory_ids", "has %d ids; the limit is %d", len(ids), MaxBatch)
+	}
+	uniq := slices.Clone(ids)
+	slices.SortFunc(uniq, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	uniq = slices.Compact(uniq)
+	return s.store.Delete(ctx, viewer, uniq)
+}
+
+// List returns a page of memories. q.Viewer must be set; q.Owner defaults to
+// the viewer. Limits and defaults are applied here.
+func (s *Service) List(ctx context.Context, q ListQuery) (Page, error) {
+	if q.Owner == uuid.Nil {
+		q.Owner = q.Viewer
+	}
+	if q.Permission != "" {
+		if _, err := ParsePermission(string(q.Permission)); err != nil {
+			return Page{}, err
+		}
+	}
+	tags, err := normaliseTags("tags", q.Tags)
+	if err != nil {
+		return Page{}, err
+	}
+	q.Tags = tags
+	if err := checkMetadataFilter("metadata", q.Metadata); err != nil {
+		return Page{}, err
+	}
+	if q.CreatedAfter != nil && q.CreatedBefore != nil && !q.CreatedAfter.Before(*q.CreatedBefore) {
+		return Page{}, Invalidf("created_after", "must be before created_before")
+	}
+	switch q.Sort {
+	case "":
+		q.Sort = SortCreated
+	case SortCreated, SortUpdated:
+	default:
+		return Page{}, Invalidf("sort", "unknown sort %q (want created_at or updated_at)", q.Sort)
+	}
+	switch q.Order {
+	case "":
+		q.Order = Desc
+	case Asc, Desc:
+	default:
+		return Page{}, Invalidf("order", "unknown order %q (want asc or desc)", q.Order)
+	}
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultListLimit
+	case q.Limit < 0 || q.Limit > MaxListLimit:
+		return Page{}, Invalidf("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	if q.After != nil && (q.After.Sort != q.Sort || q.After.Order != q.Order) {
+		return Page{}, Invalidf("cursor", "belongs to a listing with another sort or order")
+	}
+	if q.Owner != q.Viewer {
+		q.IncludeExpired = false
+	}
+	q.Now = s.Now()
+	return s.store.List(ctx, q)
+}
+
+// SearchRequest is a semantic search by a viewer.
+type SearchRequest struct {
+	Viewer     uuid.UUID
+	Query      string
+	Owner      uuid.UUID // uuid.Nil: any owner
+	Permission string
+	Tags       []string
+	Limit      int
+}
+
+// Search returns the memories the viewer may see that are nearest in meaning
+// to the query, best first.
+func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error) {
+	if strings.TrimSpace(r.Query) == "" {
+		return nil, Invalidf("query", "must not be empty")
+	}
+	if utf8.RuneCountInString(r.Query) > MaxQueryChars {
+		return nil, TooLargef("query", "is longer than %d characters", MaxQueryChars)
+	}
+	q := SearchQuery{Viewer: r.Viewer, Owner: r.Owner, Limit: r.Limit, Now: s.Now()}
+	if r.Permission != "" {
+		p, err := ParsePermission(r.Permission)
+		if err != nil {
+			return nil, err
+		}
+		q.Permission = p
+	}
+	tags, err := normaliseTags("tags", r.Tags)
+	if err != nil {
+		return nil, err
+	}
+	q.Tags = tags
+	switch {
+	case q.Limit == 0:
+		q.Limit = DefaultSearch
+	case q.Limit < 0 || q.Limit > MaxSearchLimit:
+		return nil, Invalidf("limit", "must be between 1 and %d", MaxSearchLimit)
+	}
+	vecs, err := s.embed(ctx, []string{r.Query})
+	if err != nil {
+		return nil, err
+	}
+	q.Vector = vecs[0]
+	return s.store.Search(ctx, q)
+}
+
+// Personas lists users with public memories, a page at a time.
+func (s *Service) Personas(ctx context.Context, after uuid.UUID, limit int) ([]Persona, error) {
+	switch {
+	case limit == 0:
+		limit = DefaultListLimit
+	case limit < 0 || limit > MaxListLimit:
+		return nil, Invalidf("limit", "must be between 1 and %d", MaxListLimit)
+	}
+	return s.store.Personas(ctx, after, limit, s.Now())
+}
+
+// Stats returns whole-store counts for administrators.
+func (s *Service) Stats(ctx context.Context) (Stats, error) {
+	return s.store.Stats(ctx, s.Now())
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC().Truncate(time.Microsecond)
+	return &u
+}

@@ -1,0 +1,3 @@
+module picard.dev/shared
+
+go 1.26.8
