@@ -10,6 +10,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 steps=(
 	install-pgvector.sh  # PostgreSQL 15 + pgvector, for shared/pgtest
 	install-chromium.sh  # Debian's Chromium, for the browser tests
+	install-node22.sh    # Node 22 + MCP Inspector, conformance, TypeScript SDK (under .tools/)
 )
 
 for step in "${steps[@]}"; do

@@ -23,6 +23,13 @@ const (
 	ToolAdminSetUserDisabled = "admin_set_user_disabled"
 )
 
+// Search modes of query_memory (the mode argument).
+const (
+	SearchHybrid  = "hybrid"  // meaning and words, fused (the default)
+	SearchVector  = "vector"  // meaning: embedding similarity
+	SearchLexical = "lexical" // words: BM25 over the blind index
+)
+
 // ToolRequest is the body of POST /api/tools.
 type ToolRequest struct {
 	Tool string          `json:"tool"`
@@ -159,6 +166,7 @@ type MemoryPage struct {
 // QueryMemoryArgs is the input of query_memory.
 type QueryMemoryArgs struct {
 	Query      string   `json:"query" jsonschema:"what to look for, in natural language"`
+	Mode       string   `json:"mode,omitempty" jsonschema:"how to rank: hybrid (meaning and words, the default), vector (meaning only) or lexical (words only)"`
 	Limit      int      `json:"limit,omitempty" jsonschema:"how many results, 1 to 100 (default 10)"`
 	UserID     string   `json:"user_id,omitempty" jsonschema:"only memories of this user"`
 	Permission string   `json:"permission,omitempty" jsonschema:"only memories with this permission"`

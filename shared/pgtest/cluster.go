@@ -34,6 +34,11 @@ type cluster struct {
 	runAs   *user.User
 	runuser string // path of runuser, or "" to use su
 
+	// durable keeps synchronous_commit on, so that a commit the server
+	// acknowledged survives the server being stopped or killed (fault
+	// tests); fsync stays off, since the machine itself does not crash.
+	durable bool
+
 	// watchdog stops the cluster and removes dir when the test binary dies
 	// without calling stop: it waits for EOF on a pipe whose write end,
 	// alive, only this process holds.
@@ -42,7 +47,10 @@ type cluster struct {
 }
 
 // startCluster finds PostgreSQL and starts a private cluster with pgvector.
-func startCluster() (*server, error) {
+func startCluster() (*server, error) { return startClusterWith(false) }
+
+// startClusterWith is startCluster, with synchronous_commit on if durable.
+func startClusterWith(durable bool) (*server, error) {
 	binDir, err := findBinDir()
 	if err != nil {
 		return nil, err
@@ -50,7 +58,7 @@ func startCluster() (*server, error) {
 	if err := checkVectorInstalled(binDir); err != nil {
 		return nil, err
 	}
-	c := &cluster{binDir: binDir, env: cleanEnv()}
+	c := &cluster{binDir: binDir, env: cleanEnv(), durable: durable}
 	if os.Geteuid() == 0 {
 		if c.runAs, err = user.Lookup("postgres"); err != nil {
 			return nil, unavailable("running as root, and there is no postgres user to run initdb as (scripts/install-pgvector.sh creates it)")
@@ -297,12 +305,16 @@ func (c *cluster) start() (*server, error) {
 
 // pgCtlStart starts the server, waiting until it is ready.
 func (c *cluster) pgCtlStart(ctx context.Context) error {
+	syncCommit := "off"
+	if c.durable {
+		syncCommit = "on"
+	}
 	opts := strings.Join([]string{
 		"-p", strconv.Itoa(c.port),
 		"-k", shellQuote(c.dir), // pg_ctl hands the options to a shell
 		"-c", "listen_addresses=127.0.0.1",
 		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
+		"-c", "synchronous_commit=" + syncCommit,
 		"-c", "full_page_writes=off",
 		"-c", "shared_buffers=32MB",
 		"-c", "max_connections=200",

@@ -4,8 +4,11 @@
 package config
 
 import (
+	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -37,6 +40,7 @@ type Config struct {
 	DatabaseURL       string        // MCP_DATABASE_URL or POSTGRES_*; empty selects SQLite
 	DataDir           string        // MCP_DATA_DIR
 	EncryptionKeys    string        // MCP_ENCRYPTION_KEYS; empty: generated dev keys
+	IndexKey          []byte        // MCP_INDEX_KEY, 32 bytes (base64 in the variable); nil: generated dev key
 	JWTPrivateKeyFile string        // MCP_JWT_PRIVATE_KEY_FILE; empty: generated dev key
 	Env               string        // MCP_ENV
 	Embedder          string        // MCP_EMBEDDER
@@ -50,6 +54,10 @@ type Config struct {
 	WebClientURL      string        // WEBCLIENT_BASE_URL, an allowed origin by default
 	LogLevel          string        // MCP_LOG_LEVEL: debug, info, warn, error
 	RequestTimeout    time.Duration // MCP_REQUEST_TIMEOUT: deadline of one request to /mcp or /api
+	// PersonaMaxTemperature and PersonaMaxTokens bound the model
+	// parameters a user may choose for their persona.
+	PersonaMaxTemperature float64 // MCP_PERSONA_MAX_TEMPERATURE, 0–2
+	PersonaMaxTokens      int     // MCP_PERSONA_MAX_TOKENS, 1–8192
 }
 
 // Error is a configuration error naming its variable.
@@ -85,6 +93,7 @@ func Load(getenv func(string) string) (*Config, error) {
 		IssuerURL:         strings.TrimRight(r.url("MCP_ISSUER_URL", "http://localhost:8001"), "/"),
 		DataDir:           r.str("MCP_DATA_DIR", "./.data"),
 		EncryptionKeys:    r.str("MCP_ENCRYPTION_KEYS", ""),
+		IndexKey:          r.key32("MCP_INDEX_KEY"),
 		JWTPrivateKeyFile: r.str("MCP_JWT_PRIVATE_KEY_FILE", ""),
 		Env:               r.oneOf("MCP_ENV", Development, Development, Production),
 		OpenAIAPIKey:      r.str("OPENAI_API_KEY", ""),
@@ -96,6 +105,9 @@ func Load(getenv func(string) string) (*Config, error) {
 		Stateful:          r.boolean("MCP_STATEFUL", false),
 		LogLevel:          r.oneOf("MCP_LOG_LEVEL", "info", "debug", "info", "warn", "error"),
 		RequestTimeout:    r.duration("MCP_REQUEST_TIMEOUT", 60*time.Second),
+
+		PersonaMaxTemperature: r.floatIn("MCP_PERSONA_MAX_TEMPERATURE", 1.0, 0, 2),
+		PersonaMaxTokens:      r.intIn("MCP_PERSONA_MAX_TOKENS", 1000, 1, 8192),
 	}
 	defaultEmbedder := EmbedderHash
 	if c.OpenAIAPIKey != "" {
@@ -120,12 +132,23 @@ func (c *Config) validate() error {
 	if c.RateLimit < 0 {
 		return &Error{"MCP_RATE_LIMIT", "must not be negative (0 disables rate limiting)"}
 	}
+	if c.IndexKey != nil {
+		// The blind index must not be keyed with an encryption key: a key
+		// serves one purpose, and the index key is rotated on its own.
+		for _, k := range strings.Split(c.EncryptionKeys, ",") {
+			if b, ok := decodeKey32(strings.TrimSpace(k)); ok && bytes.Equal(b, c.IndexKey) {
+				return &Error{"MCP_INDEX_KEY", "must differ from every key of MCP_ENCRYPTION_KEYS"}
+			}
+		}
+	}
 	if !c.Production() {
 		return nil
 	}
 	switch {
 	case c.EncryptionKeys == "":
 		return &Error{"MCP_ENCRYPTION_KEYS", "is required in production (generated keys are for development only)"}
+	case c.IndexKey == nil:
+		return &Error{"MCP_INDEX_KEY", "is required in production (a generated key is for development only)"}
 	case c.JWTPrivateKeyFile == "":
 		return &Error{"MCP_JWT_PRIVATE_KEY_FILE", "is required in production (a generated key is for development only)"}
 	case strings.HasPrefix(c.IssuerURL, "http://"):
@@ -170,6 +193,30 @@ func (r *reader) str(name, def string) string {
 	return def
 }
 
+// key32 reads a 32-byte key written in base64 (standard or URL-safe, with
+// or without padding); empty gives nil.
+func (r *reader) key32(name string) []byte {
+	v := r.str(name, "")
+	if v == "" {
+		return nil
+	}
+	b, ok := decodeKey32(v)
+	if !ok {
+		r.fail(name, "is not 32 bytes in base64 (generate one with `openssl rand -base64 32`)")
+		return nil
+	}
+	return b
+}
+
+func decodeKey32(v string) ([]byte, bool) {
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil && len(b) == 32 {
+			return b, true
+		}
+	}
+	return nil, false
+}
+
 func (r *reader) port(name string, def int) int {
 	v := r.str(name, "")
 	if v == "" {
@@ -192,6 +239,34 @@ func (r *reader) float(name string, def float64) float64 {
 		r.fail(name, "%q is not a number", v)
 	}
 	return f
+}
+
+// floatIn reads a number between lo and hi inclusive.
+func (r *reader) floatIn(name string, def, lo, hi float64) float64 {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || math.IsNaN(f) || f < lo || f > hi {
+		r.fail(name, "%q is not a number between %g and %g", v, lo, hi)
+		return def
+	}
+	return f
+}
+
+// intIn reads a whole number between lo and hi inclusive.
+func (r *reader) intIn(name string, def, lo, hi int) int {
+	v := r.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, "%q is not a whole number between %d and %d", v, lo, hi)
+		return def
+	}
+	return n
 }
 
 func (r *reader) boolean(name string, def bool) bool {

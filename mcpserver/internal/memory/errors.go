@@ -19,6 +19,10 @@ var (
 	ErrForbidden = errors.New("permission denied")
 	// ErrConflict: the memory changed since it was read; retry.
 	ErrConflict = errors.New("conflict")
+	// ErrUnavailable: something Picard depends on (the database, the
+	// embedding provider) cannot be reached now; the same request may
+	// succeed shortly. Stores wrap connection failures with it.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // ArgumentError names the argument that broke a rule. It matches ErrInvalid

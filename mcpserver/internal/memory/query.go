@@ -96,14 +96,17 @@ func DecodeCursor(arg, s string) (*Cursor, error) {
 	return &Cursor{Sort: w.S, Order: w.O, At: time.Unix(0, w.T).UTC(), ID: w.I}, nil
 }
 
-// SearchQuery asks a store for the memories nearest to a vector among those
-// the viewer may see. Expired memories are never searched.
+// SearchQuery asks a store for the memories that best match a query among
+// those the viewer may see, ranked as Mode says. Expired memories are never
+// searched.
 type SearchQuery struct {
 	Viewer     uuid.UUID
 	Owner      uuid.UUID // uuid.Nil: any owner
 	Permission Permission
 	Tags       []string
-	Vector     Vector
+	Mode       SearchMode // empty: ModeVector
+	Text       string     // the query text, for the lexical ranking
+	Vector     Vector     // the query's embedding, for the vector ranking
 	Limit      int
 	Now        time.Time
 }

@@ -30,7 +30,10 @@ type Store interface {
 	Delete(ctx context.Context, owner uuid.UUID, ids []uuid.UUID) (int, error)
 	// List returns one page of the memories matching q.
 	List(ctx context.Context, q ListQuery) (Page, error)
-	// Search returns up to q.Limit memories by descending cosine similarity.
+	// Search returns up to q.Limit memories, best first, ranked by q.Mode:
+	// cosine similarity to q.Vector, BM25 of q.Text, or their fusion (see
+	// Fuse); in hybrid mode a memory without a vector is still found by
+	// its text.
 	Search(ctx context.Context, q SearchQuery) ([]Scored, error)
 	// Personas lists users with at least one unexpired public memory, by
 	// user id, starting after the given id.
@@ -60,6 +63,9 @@ type Service struct {
 	embedder Embedder
 	users    UserDirectory
 	now      func() time.Time
+	// pending is signalled (without blocking) when a write stored a memory
+	// without its vector; see Pending.
+	pending chan struct{}
 }
 
 // NewService returns a Service. now may be nil (time.Now).
@@ -67,7 +73,7 @@ func NewService(store Store, embedder Embedder, users UserDirectory, now func() 
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: store, embedder: embedder, users: users, now: now}
+	return &Service{store: store, embedder: embedder, users: users, now: now, pending: make(chan struct{}, 1)}
 }
 
 // Now is the service's clock, truncated to microseconds: both databases
@@ -119,7 +125,7 @@ func (s *Service) create(ctx context.Context, viewer uuid.UUID, ds []Draft, pref
 		}
 		ms[i], texts[i] = m, m.Text
 	}
-	vecs, err := s.embed(ctx, texts)
+	vecs, err := s.embedForWrite(ctx, texts)
 	if err != nil {
 		return nil, err
 	}
@@ -199,10 +205,10 @@ func (s *Service) resolveShares(ctx context.Context, owner uuid.UUID, perm Permi
 func (s *Service) embed(ctx context.Context, texts []string) ([]Vector, error) {
 	vals, err := s.embedder.Embed(ctx, texts)
 	if err != nil {
-		return nil, fmt.Errorf("embed: %w", err)
+		return nil, fmt.Errorf("%w: embedding provider: %w", ErrUnavailable, err)
 	}
 	if len(vals) != len(texts) {
-		return nil, fmt.Errorf("embed: %d vectors for %d texts", len(vals), len(texts))
+		return nil, fmt.Errorf("%w: embedding provider returned %d vectors for %d texts", ErrUnavailable, len(vals), len(texts))
 	}
 	vecs := make([]Vector, len(vals))
 	for i, v := range vals {
@@ -273,7 +279,9 @@ func (s *Service) Update(ctx context.Context, viewer, id uuid.UUID, p Patch) (*M
 	}
 	var vec *Vector
 	if p.Text != nil {
-		vecs, err := s.embed(ctx, []string{*p.Text})
+		// A zero vector (the embedder failed) removes the stale one: the
+		// memory is pending until the embedding worker fills it in.
+		vecs, err := s.embedForWrite(ctx, []string{*p.Text})
 		if err != nil {
 			return nil, err
 		}
@@ -401,18 +409,20 @@ func (s *Service) List(ctx context.Context, q ListQuery) (Page, error) {
 	return s.store.List(ctx, q)
 }
 
-// SearchRequest is a semantic search by a viewer.
+// SearchRequest is a search by a viewer.
 type SearchRequest struct {
 	Viewer     uuid.UUID
 	Query      string
+	Mode       string    // hybrid (the default), vector or lexical; see SearchMode
 	Owner      uuid.UUID // uuid.Nil: any owner
 	Permission string
 	Tags       []string
 	Limit      int
 }
 
-// Search returns the memories the viewer may see that are nearest in meaning
-// to the query, best first.
+// Search returns the memories the viewer may see that best match the
+// query, best first, ranked as r.Mode says (see SearchMode for what the
+// scores mean).
 func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error) {
 	if strings.TrimSpace(r.Query) == "" {
 		return nil, Invalidf("query", "must not be empty")
@@ -420,7 +430,11 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 	if utf8.RuneCountInString(r.Query) > MaxQueryChars {
 		return nil, TooLargef("query", "is longer than %d characters", MaxQueryChars)
 	}
-	q := SearchQuery{Viewer: r.Viewer, Owner: r.Owner, Limit: r.Limit, Now: s.Now()}
+	mode, err := ParseSearchMode(r.Mode)
+	if err != nil {
+		return nil, err
+	}
+	q := SearchQuery{Viewer: r.Viewer, Owner: r.Owner, Mode: mode, Text: r.Query, Limit: r.Limit, Now: s.Now()}
 	if r.Permission != "" {
 		p, err := ParsePermission(r.Permission)
 		if err != nil {
@@ -439,11 +453,13 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 	case q.Limit < 0 || q.Limit > MaxSearchLimit:
 		return nil, Invalidf("limit", "must be between 1 and %d", MaxSearchLimit)
 	}
-	vecs, err := s.embed(ctx, []string{r.Query})
-	if err != nil {
-		return nil, err
+	if mode != ModeLexical {
+		vecs, err := s.embed(ctx, []string{r.Query})
+		if err != nil {
+			return nil, err
+		}
+		q.Vector = vecs[0]
 	}
-	q.Vector = vecs[0]
 	return s.store.Search(ctx, q)
 }
 

@@ -1,0 +1,5 @@
+package mcp_test
+
+import "picard.dev/mcpserver/internal/mcp"
+
+var classify = mcp.Classify

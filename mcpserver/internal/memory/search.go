@@ -1,0 +1,99 @@
+package memory
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/google/uuid"
+)
+
+// SearchMode is how a search ranks memories. The score of a result means
+// something different in each mode, but is always "higher is better":
+//
+//   - ModeVector: the cosine similarity of the memory's embedding to the
+//     query's, from -1 to 1. Memories without an embedding are not found.
+//   - ModeLexical: the Okapi BM25 score (k1 1.2, b 0.75) of the memory's
+//     terms for the query's terms: 0 or more, unbounded, comparable only
+//     within one search. Only memories sharing a term with the query are
+//     found.
+//   - ModeHybrid: both rankings fused by reciprocal rank fusion (see Fuse),
+//     scaled so that 1 means "first in both"; a memory found by only one
+//     ranking scores at most 0.5. Memories not yet embedded are found by
+//     their text, and memories with an embedding but no shared term by
+//     their embedding (if its similarity is positive).
+type SearchMode string
+
+// The search modes of query_memory.
+const (
+	ModeHybrid  SearchMode = "hybrid"
+	ModeVector  SearchMode = "vector"
+	ModeLexical SearchMode = "lexical"
+)
+
+// SearchModes lists the modes in the order tools document them.
+var SearchModes = []SearchMode{ModeHybrid, ModeVector, ModeLexical}
+
+// ParseSearchMode validates a mode name; the empty string is ModeHybrid.
+func ParseSearchMode(s string) (SearchMode, error) {
+	if s == "" {
+		return ModeHybrid, nil
+	}
+	for _, m := range SearchModes {
+		if string(m) == s {
+			return m, nil
+		}
+	}
+	return "", Invalidf("mode", "unknown mode %q (want hybrid, vector or lexical)", s)
+}
+
+// Hit is a search result before its memory is loaded: what a store's
+// rankings produce and Fuse combines.
+type Hit struct {
+	ID    uuid.UUID
+	Score float64
+}
+
+// RRFK is the k of reciprocal rank fusion: a hit at rank r (from 1) of a
+// ranking contributes 1/(RRFK+r). 60 is the value of Cormack, Clarke and
+// Büttcher (2009), which docs/retrieval.md confirms on Picard's evaluation.
+const RRFK = 60
+
+// HybridDepth is how many hits each ranking contributes to a hybrid search
+// of limit results: fusion can promote a memory that neither ranking put in
+// its first limit, so each is read deeper than the limit.
+func HybridDepth(limit int) int { return min(max(2*limit, 50), 200) }
+
+// Fuse combines rankings (each best first, without repeated ids) by
+// reciprocal rank fusion and returns the best limit hits, each scored by
+// its fused score divided by the best possible one (first in every
+// ranking), so scores lie in (0, 1]. Ties are broken by id, so the order is
+// deterministic.
+func Fuse(limit int, rankings ...[]Hit) []Hit {
+	if len(rankings) == 0 {
+		return nil
+	}
+	fused := map[uuid.UUID]float64{}
+	for _, r := range rankings {
+		for i, h := range r {
+			fused[h.ID] += 1 / float64(RRFK+i+1)
+		}
+	}
+	best := float64(len(rankings)) / float64(RRFK+1)
+	out := make([]Hit, 0, len(fused))
+	for id, s := range fused {
+		out = append(out, Hit{ID: id, Score: s / best})
+	}
+	slices.SortFunc(out, func(a, b Hit) int {
+		switch {
+		case a.Score > b.Score:
+			return -1
+		case a.Score < b.Score:
+			return 1
+		}
+		return strings.Compare(a.ID.String(), b.ID.String())
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
