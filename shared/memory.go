@@ -28,5 +28,5 @@ type Memory struct {
 // Scored is a memory with its similarity to a query: higher is better.
 type Scored struct {
 	Memory Memory  `json:"memory"`
-	Score  float64 `json:"score" jsonschema:"similarity to the query; higher is better"`
+	Score  float64 `json:"score" jsonschema:"how well it matches the query, higher is better; its scale depends on the mode of query_memory"`
 }

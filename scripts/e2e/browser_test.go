@@ -328,7 +328,7 @@ func TestBrowserJourney(t *testing.T) {
 	a.open("/memories/" + teaID + "/edit")
 	a.fill("#permission", "shared", "#shared_with", bobEmail)
 	a.click(`form[action="/memories/` + teaID + `/edit"] button[type=submit]`)
-	a.expect("shared", "Shared with")
+	a.expect("shared", "Shared with", bobEmail)
 	a.shot("memory-shared")
 
 	a.open("/memories/new")
@@ -428,6 +428,9 @@ func TestBrowserJourney(t *testing.T) {
 	a.expect("All 3 rows are valid")
 	a.shot("import-preview-ok")
 	a.click(`button[name="action"][value="import"]`)
+	// Wait for the redirect after the import before navigating again, or
+	// the next navigation races the form submission.
+	a.expect("Import complete.")
 	a.open("/memories?tag=import")
 	a.expect("Data plays the violin", "Worf drinks prune juice", "Geordi's VISOR")
 	a.shot("memories")

@@ -183,7 +183,7 @@ func startChild(ctx context.Context, logw io.Writer) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe)
+	cmd := exec.Command(exe) // #nosec G204 -- the load test's own server binary, built by it
 	cmd.Env = append(os.Environ(), childEnv+"=1")
 	cmd.Stdout = logw
 	cmd.Stderr = logw
@@ -295,7 +295,7 @@ func sampleRSS(pid int, every time.Duration, self bool) *rssSampler {
 			if self {
 				metrics.Read(sample)
 				if sample[0].Value.Kind() == metrics.KindUint64 {
-					s.peakHeap = max(s.peakHeap, int64(sample[0].Value.Uint64()))
+					s.peakHeap = max(s.peakHeap, int64(sample[0].Value.Uint64())) // #nosec G115 -- a heap size in bytes is far below 2^63
 				}
 			}
 			s.mu.Unlock()

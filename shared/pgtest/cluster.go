@@ -91,7 +91,7 @@ func startClusterWith(durable bool) (*server, error) {
 func findBinDir() (string, error) {
 	candidates := []string{debianBinDir}
 	if pgConfig, err := exec.LookPath("pg_config"); err == nil {
-		if out, err := exec.Command(pgConfig, "--bindir").Output(); err == nil {
+		if out, err := exec.Command(pgConfig, "--bindir").Output(); err == nil { // #nosec G204 -- pg_config found on PATH, as the docs say
 			candidates = append(candidates, strings.TrimSpace(string(out)))
 		}
 	}
@@ -116,7 +116,7 @@ func hasTools(dir string) bool {
 // started for nothing. Without a pg_config beside the binaries the check is
 // left to the SQL query after start.
 func checkVectorInstalled(binDir string) error {
-	out, err := exec.Command(filepath.Join(binDir, "pg_config"), "--sharedir").Output()
+	out, err := exec.Command(filepath.Join(binDir, "pg_config"), "--sharedir").Output() // #nosec G204 -- the PostgreSQL installation located above
 	if err != nil {
 		return nil
 	}
@@ -219,7 +219,7 @@ func (c *cluster) command(ctx context.Context, program string, args ...string) *
 // commandContext is exec.CommandContext that does not wait forever for
 // output pipes held open by a process left behind.
 func commandContext(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, name, args...)
+	cmd := exec.CommandContext(ctx, name, args...) // #nosec G204 G702 -- test helper running the PostgreSQL tools it located itself
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
 }
@@ -238,7 +238,7 @@ func (c *cluster) startWatchdog() error {
 	defer r.Close()
 	stopCmd := c.command(context.Background(), "pg_ctl", "-D", c.dataDir(), "-m", "immediate", "-w", "stop")
 	script := "read -r _; " + shellJoin(stopCmd.Args) + " >/dev/null 2>&1; rm -rf " + shellQuote(c.dir)
-	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd := exec.Command("/bin/sh", "-c", script) // #nosec G204 -- test helper; the script is built here from the cluster's own paths
 	cmd.Stdin = r
 	cmd.Dir = "/"
 	cmd.Env = c.env

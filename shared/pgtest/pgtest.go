@@ -41,6 +41,12 @@
 // started: the databases are created on that server and dropped from it, and
 // the returned DSNs are that URL with the database name replaced.
 //
+// # Fault injection
+//
+// [StartCluster] gives one test a private cluster of its own that it may
+// stop, kill and start again ([Cluster.Stop], [Cluster.Kill],
+// [Cluster.Start]) to see how code copes with a database that goes away.
+//
 // # When PostgreSQL is missing
 //
 // If PostgreSQL 15, psql or pgvector is not installed (scripts/install-pgvector.sh

@@ -241,8 +241,14 @@ func (r row) wantFor(c caller) string {
 // printed matrix is out of date.
 func TestAuthorizationMatrix(t *testing.T) {
 	e := newEnv(t)
-	if len(rows)-3 != len(e.reg.Tools()) {
-		t.Fatalf("the matrix has %d tool rows, the registry %d tools: add the new tool to rows", len(rows)-3, len(e.reg.Tools()))
+	covered := map[string]bool{}
+	for _, r := range rows {
+		covered[r.name] = !r.resource
+	}
+	for _, tl := range e.reg.Tools() {
+		if !covered[tl.Name] {
+			t.Errorf("tool %s has no row in the matrix: add it to rows", tl.Name)
+		}
 	}
 	failed := false
 	for _, r := range rows {

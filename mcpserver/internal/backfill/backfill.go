@@ -146,6 +146,10 @@ func (w *Worker) drain(ctx context.Context) {
 			}
 			w.failed.Inc()
 			failures++
+			// Writes keep arriving while the provider is down.
+			if n, err := w.o.Filler.CountPending(ctx); err == nil {
+				w.pending.Set(float64(n))
+			}
 			wait := w.backoff(failures)
 			w.o.Logger.Warn("embedding pending memories failed; retrying", "error", err,
 				"attempt", failures, "retry_in", wait.Round(time.Millisecond), "done", done)
@@ -180,7 +184,7 @@ func (w *Worker) backoff(failures int) time.Duration {
 		d *= 2
 	}
 	d = min(d, w.o.MaxBackoff)
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+	return d - time.Duration(rand.Int64N(int64(d)/5+1)) // #nosec G404 -- retry jitter, not a secret
 }
 
 // sleep waits for d or until ctx ends, reporting whether it waited in full.

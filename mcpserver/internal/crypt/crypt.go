@@ -130,7 +130,7 @@ func GenerateKey() (string, error) {
 // string is validated with [ParseKeys].
 func LoadOrCreateDevKeys(dataDir string) (keysString string, created bool, err error) {
 	path := filepath.Join(dataDir, DevKeysFile)
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's data directory
 	switch {
 	case err == nil:
 		s := strings.TrimSpace(string(b))
@@ -151,7 +151,7 @@ func LoadOrCreateDevKeys(dataDir string) (keysString string, created bool, err e
 	}
 	// O_EXCL: if another process created the file in the meantime, use its key
 	// rather than overwrite it and lose access to what it sealed.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the operator's data directory
 	if errors.Is(err, os.ErrExist) {
 		return LoadOrCreateDevKeys(dataDir)
 	}

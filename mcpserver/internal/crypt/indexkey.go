@@ -24,7 +24,7 @@ const IndexKeySize = 32
 // production configuration sets MCP_INDEX_KEY.
 func LoadOrCreateDevIndexKey(dataDir string) (key []byte, created bool, err error) {
 	path := filepath.Join(dataDir, DevIndexKeyFile)
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) // #nosec G304 -- the operator's data directory
 	switch {
 	case err == nil:
 		k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
@@ -45,7 +45,7 @@ func LoadOrCreateDevIndexKey(dataDir string) (key []byte, created bool, err erro
 	}
 	// O_EXCL: if another process created the file in the meantime, use its
 	// key rather than overwrite it and orphan the index it built.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the operator's data directory
 	if errors.Is(err, os.ErrExist) {
 		return LoadOrCreateDevIndexKey(dataDir)
 	}

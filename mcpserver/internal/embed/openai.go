@@ -382,7 +382,7 @@ func (o *OpenAI) backoff(attempt int, retryAfter time.Duration) time.Duration {
 		d = min(o.minBackoff<<attempt, o.maxBackoff)
 	}
 	half := d / 2
-	return half + rand.N(half+1)
+	return half + rand.N(half+1) // #nosec G404 -- retry jitter, not a secret
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -149,7 +149,11 @@ func (a *API) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			if err != nil && !errors.Is(err, auth.ErrInvalidToken) && !errors.Is(err, auth.ErrNoToken) {
 				// The verifier could not decide (database down): not the
 				// client's fault, and not a reason to discard its token.
-				a.o.Logger.Error("verify token", "error", err)
+				if status, _ := mcp.Classify(err); status == http.StatusServiceUnavailable {
+					a.o.Logger.Warn("verify token", "error", err)
+				} else {
+					a.o.Logger.Error("verify token", "error", err)
+				}
 				return &httpError{status: http.StatusServiceUnavailable, body: shared.APIError{
 					Code: shared.CodeUnavailable, Message: "the access token could not be checked; try again"}}
 			}

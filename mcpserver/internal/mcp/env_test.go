@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/google/uuid"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,7 +50,7 @@ func newEnv(t testing.TB, opts ...func(*mcp.Deps)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "test.db"), Sealer: kr})
+	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "test.db"), Sealer: kr, IndexKey: []byte("mcp tests index key of 32 bytes!")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +138,7 @@ func call[T any](t *testing.T, cs *sdk.ClientSession, tool string, args any) T {
 	if err := json.Unmarshal(b, &out); err != nil {
 		t.Fatalf("%s: decode %s: %v", tool, b, err)
 	}
+	checkOutput(t, cs, tool, b)
 	if text(res) == "" {
 		t.Errorf("%s: no text content", tool)
 	}
@@ -183,4 +185,41 @@ func (e *env) count(owner uuid.UUID) int {
 		}
 		q.After = p.Next
 	}
+}
+
+// checkOutput validates a tool's structured result against the output
+// schema the server lists for it: the server does not re-validate its own
+// results on every call, so the tests do.
+func checkOutput(t *testing.T, cs *sdk.ClientSession, tool string, result []byte) {
+	t.Helper()
+	tools, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatalf("tools/list: %v", err)
+	}
+	for _, tl := range tools.Tools {
+		if tl.Name != tool {
+			continue
+		}
+		if tl.OutputSchema == nil {
+			t.Fatalf("%s: no output schema", tool)
+		}
+		sb, _ := json.Marshal(tl.OutputSchema)
+		var schema jsonschema.Schema
+		if err := json.Unmarshal(sb, &schema); err != nil {
+			t.Fatalf("%s: output schema: %v", tool, err)
+		}
+		resolved, err := schema.Resolve(nil)
+		if err != nil {
+			t.Fatalf("%s: resolve output schema: %v", tool, err)
+		}
+		var v any
+		if err := json.Unmarshal(result, &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := resolved.Validate(v); err != nil {
+			t.Errorf("%s: result does not match its output schema: %v\n%s", tool, err, result)
+		}
+		return
+	}
+	t.Fatalf("%s: not listed", tool)
 }

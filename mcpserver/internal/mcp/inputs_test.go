@@ -77,6 +77,7 @@ func TestBadInputs(t *testing.T) {
 		{"query empty", shared.ToolQueryMemory, map[string]any{"query": ""}, "invalid_argument", "query"},
 		{"query limit", shared.ToolQueryMemory, map[string]any{"query": "x", "limit": 101}, "invalid_argument", "limit"},
 		{"query bad permission", shared.ToolQueryMemory, map[string]any{"query": "x", "permission": "secret"}, "invalid_argument", "permission"},
+		{"query bad mode", shared.ToolQueryMemory, map[string]any{"query": "x", "mode": "fuzzy"}, "invalid_argument", "mode"},
 		{"query_user bad id", shared.ToolQueryUser, map[string]any{"user_id": "alice", "prompt": "x"}, "invalid_argument", "user_id"},
 		{"query_user unknown", shared.ToolQueryUser, map[string]any{"user_id": uuid.NewString(), "prompt": "x"}, "not_found", "user_id"},
 		{"query_user empty prompt", shared.ToolQueryUser, map[string]any{"user_id": e.bob.ID.String(), "prompt": ""}, "invalid_argument", "prompt"},

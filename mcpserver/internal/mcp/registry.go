@@ -131,9 +131,9 @@ type spec struct {
 // handler is a tool's implementation: typed arguments in, typed result out.
 type handler[In, Out any] func(ctx context.Context, id *auth.Identity, in In) (Out, error)
 
-// define adds a typed tool. The same handler serves MCP (through the SDK's
-// typed AddTool, which also validates the output against its schema) and
-// /api/tools (through Registry.Call).
+// define adds a typed tool. The same handler serves MCP (registered with
+// the SDK as a raw tool handler over the typed one) and /api/tools
+// (through Registry.Call).
 func define[In, Out any](r *Registry, s spec, h handler[In, Out], render func(Out) string) {
 	in, out := schemaFor[In](false), schemaFor[Out](true)
 	if s.maxLimit > 0 {
@@ -167,15 +167,20 @@ func define[In, Out any](r *Registry, s spec, h handler[In, Out], render func(Ou
 		return h(ctx, id, v)
 	}
 	t.register = func(srv *sdk.Server) {
-		sdk.AddTool(srv, &sdk.Tool{
+		// A raw handler rather than the SDK's typed AddTool: the typed one
+		// validates the arguments a second time (the receiving middleware
+		// has done it, as /api/tools does) and re-parses and validates its
+		// own encoded output on every call, which together cost more than
+		// a small read tool's database work (docs/performance.md). The
+		// output schemas are checked against real results by the tests.
+		srv.AddTool(&sdk.Tool{
 			Name: t.name, Title: t.title, Description: t.description,
 			Annotations: t.annotations, InputSchema: t.in, OutputSchema: t.out,
-		}, func(ctx context.Context, req *sdk.CallToolRequest, _ In) (*sdk.CallToolResult, Out, error) {
-			var zero Out
+		}, func(ctx context.Context, req *sdk.CallToolRequest) (*sdk.CallToolResult, error) {
 			// The arguments were validated by the receiving middleware, which
-			// hands them over; decoding them here with encoding/json (rather
-			// than using the SDK's decoded value) keeps both transports'
-			// decoding identical, e.g. an explicit null expiration_date.
+			// hands them over; decoding them here with encoding/json keeps
+			// both transports' decoding identical, e.g. an explicit null
+			// expiration_date.
 			st := stateFrom(ctx)
 			var args json.RawMessage
 			var err error
@@ -190,7 +195,14 @@ func define[In, Out any](r *Registry, s spec, h handler[In, Out], render func(Ou
 					id := identityFrom(ctx, req.Extra)
 					var o Out
 					if o, err = h(ctx, id, v); err == nil {
-						return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: render(o)}}}, o, nil
+						structured, merr := json.Marshal(o)
+						if merr != nil {
+							return nil, fmt.Errorf("%s: encode result: %w", t.name, merr)
+						}
+						return &sdk.CallToolResult{
+							Content:           []sdk.Content{&sdk.TextContent{Text: render(o)}},
+							StructuredContent: json.RawMessage(structured),
+						}, nil
 					}
 				} else {
 					err = &argsError{msg: "arguments: " + err.Error()}
@@ -199,7 +211,9 @@ func define[In, Out any](r *Registry, s spec, h handler[In, Out], render func(Ou
 			if st != nil {
 				st.err = err
 			}
-			return nil, zero, toolError(err, r.d.Logger, t.name)
+			res := &sdk.CallToolResult{}
+			res.SetError(toolError(err, r.d.Logger, t.name))
+			return res, nil
 		})
 	}
 	r.tools = append(r.tools, t)

@@ -38,7 +38,7 @@ type ServerOptions struct {
 
 // Resource URI schemes and templates.
 const (
-	MemoryTemplate      = "memories://{memory_id}"
+	MemoryTemplate       = "memories://{memory_id}"
 	UserMemoriesTemplate = "users://{user_id}/memories"
 )
 
@@ -53,7 +53,7 @@ func UserMemoriesURI(id uuid.UUID) string { return "users://" + id.String() + "/
 const recentResources = 50
 
 const instructions = "Picard is the user's long-term memory. Store facts, preferences and context worth keeping " +
-	"with submit_memory (private unless the user says otherwise), find them with query_memory (by meaning) or " +
+	"with submit_memory (private unless the user says otherwise), find them with query_memory (by meaning and words) or " +
 	"get_memories (by filters), and ask what other users have shared with query_user and list_personas. " +
 	"Memories are also readable as resources: memories://{memory_id} and users://{user_id}/memories."
 

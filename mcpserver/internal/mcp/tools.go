@@ -89,7 +89,7 @@ func (r *Registry) defineTools() {
 		name: shared.ToolQueryMemory, title: "Search memories", scope: shared.ScopeRead, readOnly: true, idempotent: true, maxLimit: memory.MaxSearchLimit,
 		description: "Search the memories the caller may see (their own, public ones and those shared with them) and return " +
 			"the best matches first, each with a score (higher is better). mode hybrid (the default) fuses meaning and " +
-			"words and scores 0-1 (1: first by both); vector ranks by meaning alone, scored by cosine similarity (-1 to 1); " +
+			"words and scores 0-1 (1: best by both); vector ranks by meaning alone, scored by cosine similarity (-1 to 1); " +
 			"lexical ranks by shared words (BM25, 0 or more). Optional filters: user_id (one owner), permission, tags. " +
 			"limit 1-100, default 10.",
 		example: shared.QueryMemoryArgs{Query: "what does the user like to drink?", Limit: 5},

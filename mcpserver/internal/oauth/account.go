@@ -36,7 +36,7 @@ type appRow struct {
 
 // notices are the fixed messages shown after an account action; the
 // query names one, so no text from the URL reaches the page.
-var notices = map[string]string{
+var notices = map[string]string{ // #nosec G101 -- messages shown to the user, no credentials
 	"profile":  "Your profile was saved.",
 	"password": "Your password was changed; other sessions were signed out.",
 	"app":      "The application was disconnected and its tokens revoked.",

@@ -139,7 +139,7 @@ func TestIntrospectAndRevoke(t *testing.T) {
 		if st != 200 || body["active"] != false {
 			t.Fatalf("introspect other's refresh token: %v", body)
 		}
-		st, body, _ = h.postForm("/introspect", url.Values{"token": {tok["refresh_token"].(string)}}, c.ID, c.Secret)
+		_, body, _ = h.postForm("/introspect", url.Values{"token": {tok["refresh_token"].(string)}}, c.ID, c.Secret)
 		if body["active"] != true || body["token_type"] != "refresh_token" {
 			t.Fatalf("introspect own refresh token: %v", body)
 		}
@@ -161,7 +161,7 @@ func TestIntrospectAndRevoke(t *testing.T) {
 		if got := h.call(access); got != 401 {
 			t.Fatalf("revoked access token accepted: %d", got)
 		}
-		st, body, _ = h.postForm("/introspect", url.Values{"token": {access}}, rs.ID, rs.Secret)
+		_, body, _ = h.postForm("/introspect", url.Values{"token": {access}}, rs.ID, rs.Secret)
 		if body["active"] != false {
 			t.Fatalf("introspect revoked: %v", body)
 		}

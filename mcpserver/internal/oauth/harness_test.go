@@ -295,10 +295,7 @@ func (b *browser) post(u string, form url.Values) (*http.Response, string) {
 	return resp, string(body)
 }
 
-var (
-	inputRe  = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
-	actionRe = regexp.MustCompile(`<form method="post" action="([^"]+)">`)
-)
+var inputRe = regexp.MustCompile(`<input type="hidden" name="([^"]+)" value="([^"]*)">`)
 
 // hiddenFields returns the hidden inputs of the first form posting to
 // action in page.

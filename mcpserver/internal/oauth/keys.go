@@ -77,7 +77,7 @@ func LoadSigningKeys(o KeyOptions) (*SigningKeys, error) {
 		return nil, errors.New("MCP_JWT_PRIVATE_KEY_FILE is required in production")
 	}
 	path := filepath.Join(o.DataDir, DevKeyFileName)
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) // #nosec G304 -- the operator's data directory
 	switch {
 	case err == nil:
 		keys, err := ParsePrivateKeysPEM(data)
@@ -102,7 +102,7 @@ func LoadSigningKeys(o KeyOptions) (*SigningKeys, error) {
 	}
 	// O_EXCL: two processes starting together must not overwrite each
 	// other's key; the loser reads the winner's.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the operator's data directory
 	if errors.Is(err, fs.ErrExist) {
 		return LoadSigningKeys(o)
 	}

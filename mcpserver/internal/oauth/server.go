@@ -36,8 +36,10 @@ const (
 	// clockLeeway is the skew allowed when checking exp and iat.
 	clockLeeway = 30 * time.Second
 	// stateCacheTTL bounds how stale the revocation check of one instance
-	// may be about revocations made by another.
-	stateCacheTTL = time.Second
+	// may be about revocations made by another. Under a second, so that
+	// with the request that notices it a revocation takes effect on every
+	// instance within one second.
+	stateCacheTTL = 800 * time.Millisecond
 )
 
 // MemoryExporter writes every memory of a user as JSON. The account page
@@ -96,8 +98,9 @@ type Server struct {
 	loginLimitAddr    *keyedLimiter
 	loginLimitAccount *keyedLimiter
 
-	states stateCache
-	cimd   *cimdResolver
+	states   stateCache
+	verified verifiedTokens
+	cimd     *cimdResolver
 
 	metadata []byte
 	prm      []byte

@@ -2,9 +2,12 @@ package oauth
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -87,7 +90,7 @@ func containsString(xs []string, x string) bool {
 // (itself or its grant), and the account exists and is enabled. Errors
 // wrap auth.ErrInvalidToken; database failures are returned as they are.
 func (s *Server) Verify(ctx context.Context, raw string) (*auth.Identity, error) {
-	cl, err := s.parseAccessToken(raw, true)
+	cl, err := s.verifiedClaims(raw)
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +106,69 @@ func (s *Server) Verify(ctx context.Context, raw string) (*auth.Identity, error)
 		Email:    st.identity.Email,
 		Admin:    st.identity.Admin,
 		ClientID: cl.clientID,
-		Scopes:   cl.scopes,
+		Scopes:   slices.Clone(cl.scopes), // cl is shared through the cache
 		TokenID:  cl.jti,
 		Expiry:   cl.expiry,
 	}, nil
+}
+
+// verifiedTokens remembers the claims of access tokens whose signature,
+// issuer and audience have been checked, keyed by the token's SHA-256, so
+// that a client's every request does not pay for parsing the JWT and an
+// ECDSA verification. Only the expiry can change the answer for the same
+// bytes (the signing keys of a Server never change); revocation and the
+// account's state are checked on every request by tokenState.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]*claims
+}
+
+// maxVerifiedTokens bounds the cache; beyond it, expired entries are
+// dropped, and if that is not enough the cache starts over.
+const maxVerifiedTokens = 10000
+
+// verifiedClaims is parseAccessToken with expiry checking, through the
+// cache of verified tokens.
+func (s *Server) verifiedClaims(raw string) (*claims, error) {
+	if raw == "" || len(raw) > maxTokenBytes {
+		return nil, auth.ErrInvalidToken
+	}
+	key := sha256.Sum256([]byte(raw))
+	now := s.now()
+	c := &s.verified
+	c.mu.Lock()
+	cl, ok := c.m[key]
+	c.mu.Unlock()
+	if ok {
+		if now.After(cl.expiry.Add(clockLeeway)) {
+			c.mu.Lock()
+			delete(c.m, key)
+			c.mu.Unlock()
+			return nil, auth.ErrInvalidToken
+		}
+		return cl, nil
+	}
+	cl, err := s.parseAccessToken(raw, true)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[[sha256.Size]byte]*claims{}
+	}
+	if len(c.m) >= maxVerifiedTokens {
+		for k, v := range c.m {
+			if now.After(v.expiry.Add(clockLeeway)) {
+				delete(c.m, k)
+			}
+		}
+		if len(c.m) >= maxVerifiedTokens {
+			clear(c.m)
+		}
+	}
+	c.m[key] = cl
+	return cl, nil
 }
 
 // tokenState asks the database whether a token is still good, at most once

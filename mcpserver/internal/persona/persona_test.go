@@ -39,7 +39,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "p.db"), Sealer: kr})
+	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "p.db"), Sealer: kr, IndexKey: []byte("persona tests key, thirty-two b!")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -62,7 +62,9 @@ type Options struct {
 	// VectorCacheBytes bounds the decoded vectors SQLite search keeps in
 	// memory; 0 means 256 MiB, a negative value disables the cache.
 	VectorCacheBytes int64
-	// EfSearch is hnsw.ef_search for Postgres searches; 0 means 200.
+	// EfSearch is hnsw.ef_search for Postgres searches; 0 means 400, the
+	// smallest setting with recall@10 ≥ 0.95 against exact search for a
+	// caller who sees about a quarter of the vectors (docs/performance.md).
 	EfSearch int
 	// IndexKey keys the lexical blind index (HMAC-SHA256 of each term); it
 	// must be 32 bytes and must not be one of the Sealer's keys. Without it
@@ -164,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	ef := opts.EfSearch
 	if ef <= 0 {
-		ef = 200
+		ef = 400
 	}
 	return &DB{
 		gorm:     g,
@@ -397,13 +399,23 @@ func isDuplicate(err error) bool { return errors.Is(err, gorm.ErrDuplicatedKey) 
 // SQLite's (32766) and Postgres' (65535) limits.
 const maxParams = 30000
 
+// maxSQLiteParams is the bound for SQLite: its driver matches each
+// parameter to its argument by a linear search, so binding a statement of
+// n parameters costs O(n²); 30,000 parameters took longer to bind than
+// the rows took to write (docs/performance.md).
+const maxSQLiteParams = 1000
+
 // insertRows inserts rows into table with multi-row INSERT statements,
 // as many rows per statement as the parameter limit allows.
 func insertRows(tx *gorm.DB, table string, cols []string, rows [][]any) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	per := max(1, maxParams/len(cols))
+	limit := maxParams
+	if tx.Dialector.Name() == DialectSQLite {
+		limit = maxSQLiteParams
+	}
+	per := max(1, limit/len(cols))
 	tuple := "(" + strings.Repeat("?,", len(cols)-1) + "?)"
 	head := "INSERT INTO " + table + " (" + strings.Join(cols, ", ") + ") VALUES "
 	for start := 0; start < len(rows); start += per {

@@ -12,7 +12,8 @@
 // miniflux way). Each domain store is a small type over the same *DB:
 //
 //	db.Memories()  *Memories  memory.Store, plus the maintenance of the CLI
-//	                          (RotateKeys, Reembed, PendingEmbeddings)
+//	                          (RotateKeys, Reembed, PendingEmbeddings,
+//	                          Reindex, PendingIndex)
 //	db.Users()     *Users     user.Store
 //	db.Activity()  *Activity  activity.Store
 //
@@ -43,5 +44,6 @@
 // sealed by a Sealer before it reaches either database. Vector search is
 // HNSW (cosine, one partial index per dimension, see DB.EnsureVectorIndex)
 // in Postgres and an exact scan in Go over decoded, cached vectors in
-// SQLite.
+// SQLite. Lexical search is BM25 in SQL over a blind index of keyed term
+// hashes (lexical.go), the same in both.
 package store

@@ -121,7 +121,7 @@ func (b *blindIndex) analyze(text string) docTerms {
 		a.mac.Reset()
 		a.mac.Write([]byte(t))
 		a.sum = a.mac.Sum(a.sum[:0])
-		entries = append(entries, entry{h: int64(binary.BigEndian.Uint64(a.sum[:8])), tf: n})
+		entries = append(entries, entry{h: int64(binary.BigEndian.Uint64(a.sum[:8])), tf: n}) // #nosec G115 -- the hash's 64 bits are reinterpreted as a signed integer on purpose
 	}
 	slices.SortFunc(entries, func(x, y entry) int {
 		switch {
@@ -324,7 +324,7 @@ func (s *Memories) corpusStats(ctx context.Context) (corpusStats, error) {
 	)
 	err := s.db.session(ctx).Raw("SELECT count(*), coalesce(sum(doc_len), 0) FROM memory_lexicon").Row().Scan(&docs, &total)
 	if err != nil {
-		return corpusStats{}, fmt.Errorf("lexical search: corpus statistics: %w", err)
+		return corpusStats{}, fmt.Errorf("lexical search: corpus statistics: %w", unavailable(err))
 	}
 	st := corpusStats{at: time.Now(), docs: float64(docs)}
 	if docs > 0 {

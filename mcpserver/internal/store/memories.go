@@ -15,7 +15,7 @@ import (
 )
 
 // Memories is the memory.Store of a DB, with the maintenance the CLI needs
-// (RotateKeys, Reembed, PendingEmbeddings).
+// (RotateKeys, Reembed, PendingEmbeddings, Reindex, PendingIndex).
 type Memories struct{ db *DB }
 
 var _ memory.Store = (*Memories)(nil)

@@ -162,7 +162,7 @@ func (db *DB) pgvectorIterative(ctx context.Context) (bool, error) {
 	}
 	var v string
 	if err := db.session(ctx).Raw("SELECT extversion FROM pg_extension WHERE extname = 'vector'").Row().Scan(&v); err != nil {
-		return false, fmt.Errorf("pgvector version: %w", err)
+		return false, fmt.Errorf("pgvector version: %w", unavailable(err))
 	}
 	major, minor := 0, 0
 	parts := strings.SplitN(v, ".", 3)

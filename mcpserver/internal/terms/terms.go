@@ -70,7 +70,7 @@ func (t *Tokenizer) Tokenize(text string) (words []byte, spans []Span) {
 		i += size
 		switch {
 		case r < utf8.RuneSelf:
-			c := byte(r)
+			c := byte(r) // #nosec G115 -- r < utf8.RuneSelf, so it fits a byte
 			switch {
 			case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
 				t.words = append(t.words, c)

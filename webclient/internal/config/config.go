@@ -200,7 +200,7 @@ func baseURL(name, raw string) (string, error) {
 // devSecret returns the persisted development secret, creating it on first use.
 func devSecret(dir string) ([]byte, error) {
 	path := filepath.Join(dir, SecretFileName)
-	if b, err := os.ReadFile(path); err == nil {
+	if b, err := os.ReadFile(path); err == nil { // #nosec G304 -- the operator's data directory
 		s := strings.TrimSpace(string(b))
 		if len(s) < minSecretLen {
 			return nil, fmt.Errorf("%s is shorter than %d characters; delete it to generate a new one", path, minSecretLen)
@@ -218,7 +218,7 @@ func devSecret(dir string) ([]byte, error) {
 	}
 	s := base64.RawURLEncoding.EncodeToString(raw)
 	// O_EXCL so two processes starting together cannot each write a different secret.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600) // #nosec G304 -- the operator's data directory
 	if errors.Is(err, fs.ErrExist) {
 		return devSecret(dir)
 	}

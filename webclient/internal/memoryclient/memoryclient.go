@@ -368,7 +368,7 @@ func (cn *Conn) GetMemory(ctx context.Context, id string) (*shared.Memory, error
 	err := cn.session(ctx, func(ctx context.Context, cs *mcp.ClientSession) error {
 		res, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "memories://" + id})
 		var werr *jsonrpc.Error
-		if errors.As(err, &werr) && (werr.Code == mcp.CodeResourceNotFound || werr.Code == -32002) {
+		if errors.As(err, &werr) && (werr.Code == jsonrpc.CodeInvalidParams || werr.Code == -32002) {
 			// Servers answer -32602 (current spec) or -32002 (older SDKs).
 			return &ToolError{Tool: "memories://", Code: shared.CodeNotFound, Message: "memory not found"}
 		}

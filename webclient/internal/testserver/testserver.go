@@ -8,10 +8,12 @@
 package testserver
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -93,6 +95,14 @@ func New() *Server {
 		}
 		if r.URL.Path == "/mcp" {
 			if d := time.Duration(s.Delay.Load()); d > 0 {
+				// Read the body first: the server notices a client that
+				// hung up (and cancels r.Context) only once it is reading
+				// the connection again, which it does after the body.
+				body, err := io.ReadAll(r.Body)
+				if err != nil {
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(body))
 				select {
 				case <-time.After(d):
 				case <-r.Context().Done():
@@ -266,7 +276,7 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
 	v.Set("state", q.Get("state"))
 	v.Set("iss", s.URL)
 	back.RawQuery = v.Encode()
-	http.Redirect(w, r, back.String(), http.StatusFound)
+	http.Redirect(w, r, back.String(), http.StatusFound) // #nosec G710 -- a stand-in authorization server for tests
 }
 
 func (s *Server) clientAuth(r *http.Request) (string, bool) {

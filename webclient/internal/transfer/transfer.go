@@ -356,9 +356,7 @@ func rowFromCSV(line int, header []string, col map[string]int, rec []string) Row
 // validate applies the contract's limits.
 func validate(row *Row) {
 	m := &row.Memory
-	for _, msg := range Check(m) {
-		row.Errors = append(row.Errors, msg)
-	}
+	row.Errors = append(row.Errors, Check(m)...)
 }
 
 // Check returns the problems of a memory against the contract's limits, as

@@ -264,11 +264,11 @@ func (s *server) checkCSRF(next echo.HandlerFunc) echo.HandlerFunc {
 var errTooLarge = echo.NewHTTPError(http.StatusRequestEntityTooLarge, "The submitted data is too large.")
 
 func (s *server) setCookie(c *echo.Context, name, value string, maxAge int) {
-	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	c.SetCookie(&http.Cookie{Name: name, Value: value, Path: "/", MaxAge: maxAge, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- Secure whenever the base URL is https (required in production)
 }
 
 func (s *server) clearCookie(c *echo.Context, name string) {
-	c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+	c.SetCookie(&http.Cookie{Name: name, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}) // #nosec G124 -- Secure whenever the base URL is https (required in production)
 }
 
 func currentUser(c *echo.Context) *account.User {
