@@ -9,7 +9,7 @@ FROM golang:1.26-bookworm AS build
 WORKDIR /src
 ENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 COPY go.work go.work.sum ./
-COPY shared/go.mod shared/
+COPY shared/go.mod shared/go.sum shared/
 COPY mcpserver/go.mod mcpserver/go.sum mcpserver/
 COPY webclient/go.mod webclient/go.sum webclient/
 COPY scripts/go.mod scripts/go.sum scripts/

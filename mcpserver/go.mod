@@ -18,7 +18,6 @@ require (
 	github.com/pressly/goose/v3 v3.30.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/schollz/progressbar/v3 v3.19.1
-	golang.org/x/crypto v0.59.0
 	golang.org/x/oauth2 v0.37.0
 	golang.org/x/text v0.44.0
 	golang.org/x/time v0.16.0
@@ -26,6 +25,8 @@ require (
 	gorm.io/gorm v1.31.2
 	picard.dev/shared v0.0.0
 )
+
+require golang.org/x/crypto v0.59.0 // indirect
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

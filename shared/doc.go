@@ -1,6 +1,9 @@
 // Package shared holds the wire types that mcpserver and webclient both
 // speak: the memory object, tool names and their arguments and results,
 // OAuth scopes and API error codes. It is a leaf: it imports no sibling
-// module and no third-party package, so either side can depend on it
-// without dragging in the other's dependencies.
+// module, so either side can depend on it without dragging in the other.
+//
+// Two subpackages are not wire types but code both services need alike:
+// argon2id (how both hash account passwords) and pgtest (throwaway Postgres
+// databases for tests).
 package shared

@@ -19,6 +19,7 @@ import (
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/store"
 	"picard.dev/mcpserver/internal/user"
+	"picard.dev/shared/argon2id"
 )
 
 const (
@@ -121,7 +122,7 @@ func TestReadRejectsBadArchives(t *testing.T) {
 }
 
 func validHash(t testing.TB) string {
-	h, err := user.HashPassword("a good long password")
+	h, err := argon2id.Hash("a good long password")
 	if err != nil {
 		t.Fatal(err)
 	}

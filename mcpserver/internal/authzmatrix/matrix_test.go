@@ -145,13 +145,13 @@ var rows = []row{
 		name:    shared.ToolDeleteMemory,
 		request: func(e *env) any { return map[string]any{"memory_id": e.target.ID} },
 		changed: targetChanged,
-		want:    map[string]string{"owner": ok, "other": notFound, "shared": notFound, "admin": notFound, "readonly": noScope},
+		want:    map[string]string{"owner": ok, "other": notFound, "shared": denied, "admin": notFound, "readonly": noScope},
 	},
 	{
 		name:    shared.ToolDeleteMemories,
 		request: func(e *env) any { return map[string]any{"memory_ids": []any{e.target.ID}} },
 		changed: targetChanged,
-		want:    map[string]string{"owner": ok, "other": notFound, "shared": notFound, "admin": notFound, "readonly": noScope},
+		want:    map[string]string{"owner": ok, "other": notFound, "shared": denied, "admin": notFound, "readonly": noScope},
 	},
 	{
 		name:    shared.ToolGetMemories,

@@ -163,6 +163,17 @@ func TestNothingLostWhileTheEmbedderIsDown(t *testing.T) {
 	if len(lex) != 5 {
 		t.Errorf("lexical search while the embedder is down found %d memories, want the 5 about lighthouse keepers", len(lex))
 	}
+	// Hybrid search, the default, falls back to the lexical ranking rather
+	// than failing.
+	hyb, err := f.svc.Search(ctx, memory.SearchRequest{Viewer: f.owner, Query: "lighthouse keeper", Limit: 10})
+	if err != nil {
+		t.Fatalf("hybrid search while the embedder is down: %v", err)
+	}
+	for i := range max(len(hyb), len(lex)) {
+		if i >= len(hyb) || i >= len(lex) || hyb[i].Memory.ID != lex[i].Memory.ID {
+			t.Fatalf("hybrid search while the embedder is down: %d results, want the lexical ranking's %d in the same order", len(hyb), len(lex))
+		}
+	}
 	// With the provider answering again but no worker yet, vector search
 	// skips the pending memories (and finds nothing stale for the rewrite).
 	f.emb.down.Store(false)

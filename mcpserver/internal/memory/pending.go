@@ -53,13 +53,7 @@ func (s *Service) Pending() <-chan struct{} { return s.pending }
 // embedder gets at most half of the time left before ctx's deadline, so the
 // write itself still has time to be stored after slow retries.
 func (s *Service) embedForWrite(ctx context.Context, texts []string) ([]Vector, error) {
-	ectx := ctx
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ectx, cancel = context.WithTimeout(ctx, time.Until(d)/2)
-		defer cancel()
-	}
-	vecs, err := s.embed(ectx, texts)
+	vecs, err := s.embedWithin(ctx, texts)
 	if err == nil {
 		return vecs, nil
 	}
@@ -71,6 +65,18 @@ func (s *Service) embedForWrite(ctx context.Context, texts []string) ([]Vector, 
 	default:
 	}
 	return make([]Vector, len(texts)), nil
+}
+
+// embedWithin embeds texts giving the embedder at most half of the time
+// left before ctx's deadline, so that the caller can still do its own work
+// (store a write, or search lexically) when the embedder is slow to fail.
+func (s *Service) embedWithin(ctx context.Context, texts []string) ([]Vector, error) {
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, time.Until(d)/2)
+		defer cancel()
+	}
+	return s.embed(ctx, texts)
 }
 
 // ErrNoVectorStore means the service's store cannot list memories without

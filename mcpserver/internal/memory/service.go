@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -321,7 +322,15 @@ func (s *Service) SetPermission(ctx context.Context, viewer, id uuid.UUID, permi
 
 // maxConflictRetries bounds how often a change is re-applied to a fresh
 // read when a concurrent writer got there first.
-const maxConflictRetries = 8
+const maxConflictRetries = 16
+
+// conflictBackoff is how long a change waits before its next attempt: a
+// random delay that grows with the attempt, so writers that collided do not
+// collide again in lock step.
+func conflictBackoff(attempt int) time.Duration {
+	limit := time.Millisecond << min(attempt, 6) // 1 ms … 64 ms
+	return time.Duration(rand.Int64N(int64(limit)) + 1)
+}
 
 // change reads, modifies and writes a memory with optimistic concurrency,
 // re-reading on conflict, so concurrent patches of one memory all survive.
@@ -340,6 +349,11 @@ func (s *Service) change(ctx context.Context, viewer, id uuid.UUID, apply func(*
 		if !errors.Is(err, ErrConflict) || attempt == maxConflictRetries {
 			return nil, err
 		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(conflictBackoff(attempt)):
+		}
 	}
 }
 
@@ -354,7 +368,17 @@ func (s *Service) Delete(ctx context.Context, viewer uuid.UUID, ids []uuid.UUID)
 	uniq := slices.Clone(ids)
 	slices.SortFunc(uniq, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
 	uniq = slices.Compact(uniq)
-	return s.store.Delete(ctx, viewer, uniq)
+	n, err := s.store.Delete(ctx, viewer, uniq)
+	if errors.Is(err, ErrNotFound) {
+		// Answer as Update does: a memory the viewer may see but does not
+		// own is forbidden; one they cannot see stays not found.
+		for _, id := range uniq {
+			if _, oerr := s.owned(ctx, viewer, id); errors.Is(oerr, ErrForbidden) {
+				return 0, oerr
+			}
+		}
+	}
+	return n, err
 }
 
 // List returns a page of memories. q.Viewer must be set; q.Owner defaults to
@@ -453,12 +477,25 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 	case q.Limit < 0 || q.Limit > MaxSearchLimit:
 		return nil, Invalidf("limit", "must be between 1 and %d", MaxSearchLimit)
 	}
-	if mode != ModeLexical {
+	switch mode {
+	case ModeVector:
 		vecs, err := s.embed(ctx, []string{r.Query})
 		if err != nil {
 			return nil, err
 		}
 		q.Vector = vecs[0]
+	case ModeHybrid:
+		vecs, err := s.embedWithin(ctx, []string{r.Query})
+		switch {
+		case err == nil:
+			q.Vector = vecs[0]
+		case ctx.Err() == nil:
+			// The embedding provider is down or slow: answer from the
+			// lexical ranking alone rather than fail the search.
+			q.Mode = ModeLexical
+		default:
+			return nil, err
+		}
 	}
 	return s.store.Search(ctx, q)
 }

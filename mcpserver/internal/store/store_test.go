@@ -918,16 +918,22 @@ func testDeleteAllOrNothing(t *testing.T, f *fixture) {
 	a1 := f.create(alice, memory.Draft{Text: "a1"})
 	a2 := f.create(alice, memory.Draft{Text: "a2"})
 	b1 := f.create(bob, memory.Draft{Text: "b1", Permission: "public"})
-	for name, del := range map[string][]uuid.UUID{
-		"someone else's": {a1.ID, a2.ID, b1.ID},
-		"missing":        {a1.ID, uuid.New()},
+	b2 := f.create(bob, memory.Draft{Text: "b2"})
+	for _, tc := range []struct {
+		name string
+		del  []uuid.UUID
+		want error
+	}{
+		{"someone else's public", []uuid.UUID{a1.ID, a2.ID, b1.ID}, memory.ErrForbidden},
+		{"someone else's private", []uuid.UUID{a1.ID, b2.ID}, memory.ErrNotFound},
+		{"missing", []uuid.UUID{a1.ID, uuid.New()}, memory.ErrNotFound},
 	} {
-		n, err := f.svc.Delete(f.ctx, alice, del)
-		if !errors.Is(err, memory.ErrNotFound) || n != 0 {
-			t.Errorf("%s: %d, %v", name, n, err)
+		n, err := f.svc.Delete(f.ctx, alice, tc.del)
+		if !errors.Is(err, tc.want) || n != 0 {
+			t.Errorf("%s: %d, %v; want %v", tc.name, n, err, tc.want)
 		}
-		if c := f.count("SELECT count(*) FROM memories"); c != 3 {
-			t.Fatalf("%s: %d memories left of 3", name, c)
+		if c := f.count("SELECT count(*) FROM memories"); c != 4 {
+			t.Fatalf("%s: %d memories left of 4", tc.name, c)
 		}
 	}
 	n, err := f.svc.Delete(f.ctx, alice, []uuid.UUID{a1.ID, a2.ID})

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"picard.dev/shared/argon2id"
 )
 
 // Service applies the account rules on top of a Store.
@@ -54,7 +56,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*User, error) {
 	if err := checkPassword(r.Password); err != nil {
 		return nil, err
 	}
-	hash, err := HashPassword(r.Password)
+	hash, err := argon2id.Hash(r.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -77,8 +79,8 @@ func (s *Service) Register(ctx context.Context, r Registration) (*User, error) {
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
 	u, err := s.store.ByEmail(ctx, strings.TrimSpace(email))
 	if errors.Is(err, ErrNotFound) {
-		s.dummyOnce.Do(func() { s.dummyHash, _ = HashPassword("picard-dummy-password") })
-		_, _ = CheckPassword(s.dummyHash, password)
+		s.dummyOnce.Do(func() { s.dummyHash, _ = argon2id.Hash("picard-dummy-password") })
+		_, _ = argon2id.Check(s.dummyHash, password)
 		return nil, ErrBadCredentials
 	}
 	if err != nil {
@@ -87,7 +89,7 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*Us
 	if u.PasswordHash == "" {
 		return nil, ErrBadCredentials
 	}
-	ok, err := CheckPassword(u.PasswordHash, password)
+	ok, err := argon2id.Check(u.PasswordHash, password)
 	if err != nil || !ok {
 		return nil, ErrBadCredentials
 	}
@@ -103,13 +105,13 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return err
 	}
-	if ok, err := CheckPassword(u.PasswordHash, current); err != nil || !ok {
+	if ok, err := argon2id.Check(u.PasswordHash, current); err != nil || !ok {
 		return &FieldError{"current_password", "is wrong"}
 	}
 	if err := checkPassword(next); err != nil {
 		return err
 	}
-	hash, err := HashPassword(next)
+	hash, err := argon2id.Hash(next)
 	if err != nil {
 		return err
 	}

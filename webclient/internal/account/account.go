@@ -19,6 +19,8 @@ import (
 
 	"github.com/google/uuid"
 	"gorm.io/gorm"
+
+	"picard.dev/shared/argon2id"
 )
 
 // Errors the UI shows to the user.
@@ -98,7 +100,7 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (*User, er
 	if err := checkPasswordPolicy(password); err != nil {
 		return nil, err
 	}
-	hash, err := hashPassword(password)
+	hash, err := argon2id.Hash(password)
 	if err != nil {
 		return nil, err
 	}
@@ -115,7 +117,7 @@ func (s *Service) SignUp(ctx context.Context, email, password string) (*User, er
 
 // dummyHash is checked when the email is unknown so that a login attempt
 // takes as long for an unknown address as for a known one.
-var dummyHash, _ = hashPassword("picard-timing-equaliser")
+var dummyHash, _ = argon2id.Hash("picard-timing-equaliser")
 
 // Authenticate returns the user with this email and password.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*User, error) {
@@ -126,13 +128,13 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*Us
 	var u User
 	err = s.db.WithContext(ctx).Where("email = ?", email).First(&u).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
-		_, _ = checkPassword(dummyHash, password)
+		_, _ = argon2id.Check(dummyHash, password)
 		return nil, ErrInvalidCredentials
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading user: %w", err)
 	}
-	ok, err := checkPassword(u.PasswordHash, password)
+	ok, err := argon2id.Check(u.PasswordHash, password)
 	if err != nil {
 		return nil, fmt.Errorf("user %s: %w", u.ID, err)
 	}
@@ -150,7 +152,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, kee
 	if err := s.db.WithContext(ctx).First(&u, "id = ?", userID).Error; err != nil {
 		return fmt.Errorf("loading user: %w", err)
 	}
-	ok, err := checkPassword(u.PasswordHash, current)
+	ok, err := argon2id.Check(u.PasswordHash, current)
 	if err != nil {
 		return err
 	}
@@ -160,7 +162,7 @@ func (s *Service) ChangePassword(ctx context.Context, userID, current, next, kee
 	if err := checkPasswordPolicy(next); err != nil {
 		return err
 	}
-	hash, err := hashPassword(next)
+	hash, err := argon2id.Hash(next)
 	if err != nil {
 		return err
 	}
@@ -179,7 +181,7 @@ func (s *Service) CheckPassword(ctx context.Context, userID, password string) er
 	if err := s.db.WithContext(ctx).First(&u, "id = ?", userID).Error; err != nil {
 		return fmt.Errorf("loading user: %w", err)
 	}
-	ok, err := checkPassword(u.PasswordHash, password)
+	ok, err := argon2id.Check(u.PasswordHash, password)
 	if err != nil {
 		return err
 	}
