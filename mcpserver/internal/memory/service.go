@@ -328,8 +328,8 @@ const maxConflictRetries = 16
 // random delay that grows with the attempt, so writers that collided do not
 // collide again in lock step.
 func conflictBackoff(attempt int) time.Duration {
-	limit := time.Millisecond << min(attempt, 6) // 1 ms … 64 ms
-	return time.Duration(rand.Int64N(int64(limit)) + 1)
+	limit := time.Millisecond << min(attempt, 6)        // 1 ms … 64 ms
+	return time.Duration(rand.Int64N(int64(limit)) + 1) // #nosec G404 -- jitter for retries, not a secret
 }
 
 // change reads, modifies and writes a memory with optimistic concurrency,

@@ -82,6 +82,7 @@ type DB struct {
 	sealer   Sealer
 	log      *slog.Logger
 	vectors  *vectorCache
+	searchIx *searchIndex // SQLite only
 	efSearch int
 	index    *blindIndex // nil: no lexical index
 
@@ -175,6 +176,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		sealer:   opts.Sealer,
 		log:      log,
 		vectors:  newVectorCache(cacheBytes),
+		searchIx: newSearchIndex(),
 		efSearch: ef,
 		index:    index,
 	}, nil

@@ -175,14 +175,30 @@ func (db *DB) pgvectorIterative(ctx context.Context) (bool, error) {
 	return db.iterativeScan, nil
 }
 
-// searchExact scores every candidate vector in Go. The database selects the
-// ids that pass the filters (with each memory's version); the vectors come
-// from a cache of decoded, normalised vectors, so a query only reads the
-// blobs of vectors it has not seen at that version.
+// searchExact scores every candidate vector in Go. The search index
+// (search_index.go) selects the ids that pass the filters, with each
+// memory's version, or SQL does for filters the index does not hold; the
+// vectors come from a cache of decoded, normalised vectors, so a query only
+// reads the blobs of vectors it has not seen at that version.
 func (s *Memories) searchExact(ctx context.Context, q memory.SearchQuery) ([]hit, error) {
 	query := normalised(q.Vector.Values)
+	cands, ok, err := s.db.searchIx.candidates(ctx, s, q, len(query))
+	if err != nil {
+		return nil, fmt.Errorf("vector search: %w", err)
+	}
+	if !ok {
+		if cands, err = s.sqlCandidates(ctx, q, len(query)); err != nil {
+			return nil, err
+		}
+	}
+	return s.scoreCandidates(ctx, q, query, cands)
+}
+
+// sqlCandidates selects the memories that pass the filters of q, with
+// their versions, in SQL: for queries the search index does not cover.
+func (s *Memories) sqlCandidates(ctx context.Context, q memory.SearchQuery, dim int) ([]candidate, error) {
 	var c conds
-	c.add("e.dim = ?", len(query))
+	c.add("e.dim = ?", dim)
 	s.searchConds(&c, q)
 	// memories_search covers the columns read here; SQLite's planner would
 	// otherwise prefer the primary key index and then read table pages.
@@ -204,6 +220,12 @@ func (s *Memories) searchExact(ctx context.Context, q memory.SearchQuery) ([]hit
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
+	return cands, nil
+}
+
+// scoreCandidates returns the q.Limit candidates nearest to the normalised
+// query.
+func (s *Memories) scoreCandidates(ctx context.Context, q memory.SearchQuery, query []float32, cands []candidate) ([]hit, error) {
 	vecs := make([][]float32, len(cands))
 	missing := s.db.vectors.lookup(cands, q.Vector.Embedder, vecs)
 	if len(missing) > 0 {

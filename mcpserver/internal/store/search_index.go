@@ -1,0 +1,272 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"picard.dev/mcpserver/internal/memory"
+)
+
+// searchIndex holds, for every memory with a vector, what the filters of an
+// exact vector search read (owner, permission, expiry, shares, embedder,
+// dimension, version), so SQLite search picks its candidates in Go instead
+// of stepping a SQL query through every visible row. It is kept coherent
+// through memory_changes, which triggers append to on every write to
+// memories, memory_shares and memory_embeddings, whoever the writer is:
+// before each query the index replays the log past its cursor and re-reads
+// those memories. The index is loaded in full on first use and whenever the
+// log was pruned past its cursor. It is unbounded (about 150 bytes per
+// memory); the vectors themselves stay in the bounded vectorCache.
+type searchIndex struct {
+	mu        sync.Mutex
+	loaded    bool
+	cursor    int64 // the last memory_changes.seq applied
+	lastPrune int64
+	entries   []indexEntry
+	pos       map[string]int // memory id → index in entries
+}
+
+type indexEntry struct {
+	id         string
+	version    int64
+	owner      uuid.UUID
+	permission memory.Permission
+	expires    int64 // microseconds since the epoch; noExpiry when NULL
+	embedder   string
+	dim        int
+	shares     []uuid.UUID // only for shared memories
+}
+
+const (
+	noExpiry = int64(1<<63 - 1)
+	// pruneEvery and pruneKeep bound memory_changes: after pruneEvery new
+	// rows the log is cut to its last pruneKeep, so another process a
+	// little behind replays rather than reloads.
+	pruneEvery = 50_000
+	pruneKeep  = 10_000
+	// replayMax is the most log rows replayed one by one; past it a full
+	// load is cheaper.
+	replayMax = 20_000
+)
+
+func newSearchIndex() *searchIndex { return &searchIndex{pos: map[string]int{}} }
+
+// candidates returns the memories that pass the filters of q for vectors of
+// dim dimensions, as searchConds would select them, or ok false when q has
+// a filter the index does not hold (tags): the caller then asks SQL.
+func (ix *searchIndex) candidates(ctx context.Context, s *Memories, q memory.SearchQuery, dim int) (cands []candidate, ok bool, err error) {
+	if len(q.Tags) > 0 {
+		return nil, false, nil
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	if err := ix.sync(ctx, s); err != nil {
+		return nil, false, err
+	}
+	now := q.Now.UnixMicro()
+	for i := range ix.entries {
+		e := &ix.entries[i]
+		if e.dim != dim || e.embedder != q.Vector.Embedder || e.expires <= now {
+			continue
+		}
+		if q.Owner != uuid.Nil && e.owner != q.Owner {
+			continue
+		}
+		if q.Permission != "" && e.permission != q.Permission {
+			continue
+		}
+		if e.owner != q.Viewer {
+			switch e.permission {
+			case memory.Public:
+			case memory.Shared:
+				if !slices.Contains(e.shares, q.Viewer) {
+					continue
+				}
+			default:
+				continue
+			}
+		}
+		cands = append(cands, candidate{id: e.id, version: e.version})
+	}
+	return cands, true, nil
+}
+
+// sync brings the index up to the database: a full load the first time or
+// after a gap in the log, otherwise a replay of the log past the cursor.
+func (ix *searchIndex) sync(ctx context.Context, s *Memories) error {
+	if !ix.loaded {
+		return ix.load(ctx, s)
+	}
+	// Reading from the cursor's own row tells whether the log was pruned
+	// past it (then that row is gone and changes may have been lost).
+	rows, err := s.db.session(ctx).Raw("SELECT seq, memory_id FROM memory_changes WHERE seq >= ? ORDER BY seq LIMIT ?",
+		ix.cursor, replayMax+1).Rows()
+	if err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
+	var (
+		first, last int64 = -1, ix.cursor
+		ids         []string
+		n           int
+	)
+	seen := map[string]bool{}
+	for rows.Next() {
+		var seq int64
+		var id string
+		if err := rows.Scan(&seq, &id); err != nil {
+			rows.Close()
+			return fmt.Errorf("search index: %w", err)
+		}
+		if first < 0 {
+			first = seq
+		}
+		n++
+		last = seq
+		if seq > ix.cursor && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
+	// The cursor's row must still be there (seq 0 has none: the log was
+	// empty at load, and it is never pruned to empty); too long a replay
+	// is slower than a load.
+	if (ix.cursor > 0 && first != ix.cursor) || (ix.cursor == 0 && first > 1) || n > replayMax {
+		return ix.load(ctx, s)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	for chunk := range slices.Chunk(ids, 500) {
+		fresh, err := readIndexEntries(ctx, s, chunk)
+		if err != nil {
+			return err
+		}
+		for _, id := range chunk {
+			if e, ok := fresh[id]; ok {
+				ix.put(e)
+			} else {
+				ix.drop(id)
+			}
+		}
+		// A vector may have changed without a new version (re-embedding).
+		s.db.vectors.remove(chunk...)
+	}
+	ix.cursor = last
+	if ix.cursor-ix.lastPrune >= pruneEvery {
+		ix.lastPrune = ix.cursor
+		if err := s.db.session(ctx).Exec("DELETE FROM memory_changes WHERE seq <= ?", ix.cursor-pruneKeep).Error; err != nil {
+			s.db.log.Warn("search index: pruning memory_changes failed", "err", err)
+		}
+	}
+	return nil
+}
+
+// load reads the whole index. The cursor is read first, so a change that
+// lands during the load is replayed by the next sync (reading a memory
+// twice is harmless).
+func (ix *searchIndex) load(ctx context.Context, s *Memories) error {
+	var cursor int64
+	if err := s.db.session(ctx).Raw("SELECT coalesce(max(seq), 0) FROM memory_changes").Row().Scan(&cursor); err != nil {
+		return fmt.Errorf("search index: %w", err)
+	}
+	fresh, err := readIndexEntries(ctx, s, nil)
+	if err != nil {
+		return err
+	}
+	ix.entries = ix.entries[:0]
+	clear(ix.pos)
+	for _, e := range fresh {
+		ix.put(e)
+	}
+	ix.cursor, ix.lastPrune, ix.loaded = cursor, cursor, true
+	return nil
+}
+
+// readIndexEntries reads the entries of these memories (all when ids is
+// nil) in one statement, so each entry is one consistent snapshot; a
+// memory without a vector has none.
+func readIndexEntries(ctx context.Context, s *Memories, ids []string) (map[string]indexEntry, error) {
+	query := "SELECT m.id, m.version, m.owner_id, m.permission, m.expires_at, e.embedder, e.dim, " +
+		"CASE WHEN m.permission = 'shared' THEN (SELECT group_concat(s.user_id) FROM memory_shares s WHERE s.memory_id = m.id) END " +
+		"FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id"
+	var args []any
+	if ids != nil {
+		query += " WHERE e.memory_id IN ?"
+		args = append(args, ids)
+	}
+	rows, err := s.db.session(ctx).Raw(query, args...).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("search index: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]indexEntry, len(ids))
+	for rows.Next() {
+		var (
+			e       indexEntry
+			owner   string
+			perm    string
+			expires *int64
+			shares  *string
+		)
+		if err := rows.Scan(&e.id, &e.version, &owner, &perm, &expires, &e.embedder, &e.dim, &shares); err != nil {
+			return nil, fmt.Errorf("search index: %w", err)
+		}
+		if e.owner, err = uuid.Parse(owner); err != nil {
+			return nil, fmt.Errorf("search index: memory %s: owner %q: %w", e.id, owner, err)
+		}
+		e.permission = memory.Permission(perm)
+		e.expires = noExpiry
+		if expires != nil {
+			e.expires = *expires
+		}
+		if shares != nil && *shares != "" {
+			for u := range strings.SplitSeq(*shares, ",") {
+				id, err := uuid.Parse(u)
+				if err != nil {
+					return nil, fmt.Errorf("search index: memory %s: share %q: %w", e.id, u, err)
+				}
+				e.shares = append(e.shares, id)
+			}
+		}
+		out[e.id] = e
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("search index: %w", err)
+	}
+	return out, nil
+}
+
+// put adds or replaces the entry of e.id.
+func (ix *searchIndex) put(e indexEntry) {
+	if i, ok := ix.pos[e.id]; ok {
+		ix.entries[i] = e
+		return
+	}
+	ix.pos[e.id] = len(ix.entries)
+	ix.entries = append(ix.entries, e)
+}
+
+// drop removes the entry of id, moving the last entry into its place.
+func (ix *searchIndex) drop(id string) {
+	i, ok := ix.pos[id]
+	if !ok {
+		return
+	}
+	last := len(ix.entries) - 1
+	if i != last {
+		ix.entries[i] = ix.entries[last]
+		ix.pos[ix.entries[i].id] = i
+	}
+	ix.entries[last] = indexEntry{}
+	ix.entries = ix.entries[:last]
+	delete(ix.pos, id)
+}
