@@ -8,9 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/oauth"
 	"picard.dev/mcpserver/internal/user"
+	"picard.dev/shared/health"
 )
 
 const usage = `usage: mcpserver [command]
@@ -243,90 +241,87 @@ func keysCommand(ctx context.Context, cfg *config.Config, log *slog.Logger, args
 	if len(args) == 0 || args[0] != "rotate" {
 		return usageError{"keys: want keys generate or keys rotate"}
 	}
-	fs := flag.NewFlagSet("keys rotate", flag.ContinueOnError)
-	batch := fs.Int("batch", 500, "memories re-encrypted per transaction")
-	if err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	c, err := openCore(ctx, cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	p := newProgress("re-encrypting memories", stdio.Stderr, log)
-	if err := c.db.Memories().RotateKeys(ctx, *batch, p.Report); err != nil {
-		return fmt.Errorf("keys rotate (safe to run again): %w", err)
-	}
-	log.Info("every memory is sealed with the first key; older keys can be removed from MCP_ENCRYPTION_KEYS", "key_id", c.keyring.PrimaryID())
-	return nil
+	return runBatchJob(ctx, cfg, log, args[1:], stdio, batchJob{
+		name: "keys rotate", batch: 500, batchHelp: "memories re-encrypted per transaction", progress: "re-encrypting memories",
+		run: func(ctx context.Context, c *core, batch int, report func(done, total int)) error {
+			if err := c.db.Memories().RotateKeys(ctx, batch, report); err != nil {
+				return err
+			}
+			log.Info("every memory is sealed with the first key; older keys can be removed from MCP_ENCRYPTION_KEYS", "key_id", c.keyring.PrimaryID())
+			return nil
+		},
+	})
 }
 
 func reembed(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdio IO) error {
-	fs := flag.NewFlagSet("reembed", flag.ContinueOnError)
-	batch := fs.Int("batch", 256, "memories embedded per request and transaction")
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	c, err := openCore(ctx, cfg, log, true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.ensureVectorIndex(ctx); err != nil {
-		return err
-	}
-	p := newProgress("embedding memories", stdio.Stderr, log)
-	if err := c.db.Memories().Reembed(ctx, c.embedder, *batch, p.Report); err != nil {
-		return fmt.Errorf("reembed (safe to run again): %w", err)
-	}
-	log.Info("every memory has a vector from the configured embedder", "embedder", c.embedder.Name())
-	return nil
+	return runBatchJob(ctx, cfg, log, args, stdio, batchJob{
+		name: "reembed", batch: 256, batchHelp: "memories embedded per request and transaction", progress: "embedding memories",
+		run: func(ctx context.Context, c *core, batch int, report func(done, total int)) error {
+			if err := c.ensureVectorIndex(ctx); err != nil {
+				return err
+			}
+			if err := c.db.Memories().Reembed(ctx, c.embedder, batch, report); err != nil {
+				return err
+			}
+			log.Info("every memory has a vector from the configured embedder", "embedder", c.embedder.Name())
+			return nil
+		},
+	})
 }
 
 // reindex rebuilds the lexical blind index where it was not made with the
 // configured index key: after MCP_INDEX_KEY changed, or for memories stored
 // before the index existed.
 func reindex(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdio IO) error {
-	fs := flag.NewFlagSet("reindex", flag.ContinueOnError)
-	batch := fs.Int("batch", 500, "memories indexed per transaction")
+	return runBatchJob(ctx, cfg, log, args, stdio, batchJob{
+		name: "reindex", batch: 500, batchHelp: "memories indexed per transaction", progress: "indexing memories",
+		run: func(ctx context.Context, c *core, batch int, report func(done, total int)) error {
+			if err := c.db.Memories().Reindex(ctx, batch, report); err != nil {
+				return err
+			}
+			log.Info("every memory is in the lexical index under the configured index key")
+			return nil
+		},
+	})
+}
+
+// batchJob is a maintenance command over every memory that works in
+// batches of one transaction each, so it can be interrupted and run again
+// without losing or repeating anything.
+type batchJob struct {
+	name      string // the command, for flags and errors
+	batch     int    // default of --batch
+	batchHelp string
+	progress  string // what the progress report says is being done
+	run       func(ctx context.Context, c *core, batch int, report func(done, total int)) error
+}
+
+func runBatchJob(ctx context.Context, cfg *config.Config, log *slog.Logger, args []string, stdio IO, j batchJob) error {
+	fs := flag.NewFlagSet(j.name, flag.ContinueOnError)
+	batch := fs.Int("batch", j.batch, j.batchHelp)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *batch <= 0 {
+		return usageError{j.name + ": --batch must be positive"}
 	}
 	c, err := openCore(ctx, cfg, log, true)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	p := newProgress("indexing memories", stdio.Stderr, log)
-	if err := c.db.Memories().Reindex(ctx, *batch, p.Report); err != nil {
-		return fmt.Errorf("reindex (safe to run again): %w", err)
+	p := newProgress(j.progress, stdio.Stderr, log)
+	if err := j.run(ctx, c, *batch, p.Report); err != nil {
+		return fmt.Errorf("%s (safe to run again): %w", j.name, err)
 	}
-	log.Info("every memory is in the lexical index under the configured index key")
 	return nil
 }
 
-// healthcheck asks the local server's /readyz and fails unless it answers
-// 200. Container images have no shell or curl, so health checks run the
-// binary itself.
+// healthcheck asks the local server's /readyz; container images have no
+// shell or curl, so health checks run the binary itself.
 func healthcheck(ctx context.Context, cfg *config.Config, stdio IO) error {
-	host := cfg.Host
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port)) + "/readyz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
+	if err := health.Check(ctx, cfg.Host, cfg.Port, "/readyz"); err != nil {
 		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s answered %s", url, res.Status)
 	}
 	fmt.Fprintln(stdio.Stdout, "ready")
 	return nil

@@ -10,14 +10,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
-	"time"
 
+	"picard.dev/shared/health"
 	"picard.dev/webclient/app"
 )
 
@@ -49,7 +46,13 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if cmd == "healthcheck" {
-		return healthcheck(ctx, cfg.Host, cfg.Port)
+		// Container images have no shell or curl, so health checks run
+		// the binary itself.
+		if err := health.Check(ctx, cfg.Host, cfg.Port, "/healthz"); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		return nil
 	}
 	if cmd == "migrate" {
 		if err := app.Migrate(ctx, cfg); err != nil {
@@ -64,30 +67,4 @@ func run(args []string) error {
 	}
 	defer a.Close()
 	return a.Run(ctx)
-}
-
-// healthcheck asks the local server's /healthz and fails unless it answers
-// 200. Container images have no shell or curl, so health checks run the
-// binary itself.
-func healthcheck(ctx context.Context, host string, port int) error {
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	url := "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + "/healthz"
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("healthcheck: %w", err)
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthcheck: %s answered %s", url, res.Status)
-	}
-	fmt.Println("ready")
-	return nil
 }
