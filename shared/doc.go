@@ -3,7 +3,7 @@
 // OAuth scopes and API error codes. It is a leaf: it imports no sibling
 // module, so either side can depend on it without dragging in the other.
 //
-// Two subpackages are not wire types but code both services need alike:
-// argon2id (how both hash account passwords) and pgtest (throwaway Postgres
-// databases for tests).
+// Three subpackages are not wire types but code both services need alike:
+// argon2id (how both hash account passwords), health (the healthcheck
+// subcommands) and pgtest (throwaway Postgres databases for tests).
 package shared
