@@ -368,26 +368,40 @@ func pageLimit(limit int) (int, error) {
 }
 
 func (r *Registry) listPersonas(ctx context.Context, _ *auth.Identity, in shared.PageArgs) (shared.PersonaPage, error) {
-	after, err := decodeIDCursor(in.Cursor)
+	ps, next, err := pageByID(ctx, in.Cursor, in.Limit, r.d.Memories.Personas,
+		func(p memory.Persona) uuid.UUID { return p.UserID },
+		func(p memory.Persona) shared.Persona {
+			return shared.Persona{UserID: p.UserID.String(), Name: p.Name, PublicMemories: p.PublicMemories}
+		})
+	return shared.PersonaPage{Personas: ps, NextCursor: next}, err
+}
+
+// pageByID runs a listing ordered by id: it decodes the cursor and the
+// limit, fetches one page after the cursor's id, converts it, and returns
+// the cursor of the next page ("" after the last).
+func pageByID[S, T any](ctx context.Context, cursor string, limit int,
+	fetch func(ctx context.Context, after uuid.UUID, limit int) ([]S, error),
+	id func(S) uuid.UUID, convert func(S) T) ([]T, string, error) {
+	after, err := decodeIDCursor(cursor)
 	if err != nil {
-		return shared.PersonaPage{}, err
+		return nil, "", err
 	}
-	limit, err := pageLimit(in.Limit)
+	if limit, err = pageLimit(limit); err != nil {
+		return nil, "", err
+	}
+	items, err := fetch(ctx, after, limit)
 	if err != nil {
-		return shared.PersonaPage{}, err
+		return nil, "", err
 	}
-	ps, err := r.d.Memories.Personas(ctx, after, limit)
-	if err != nil {
-		return shared.PersonaPage{}, err
+	out := make([]T, len(items))
+	for i, it := range items {
+		out[i] = convert(it)
 	}
-	out := shared.PersonaPage{Personas: make([]shared.Persona, len(ps))}
-	for i, p := range ps {
-		out.Personas[i] = shared.Persona{UserID: p.UserID.String(), Name: p.Name, PublicMemories: p.PublicMemories}
+	next := ""
+	if len(items) == limit {
+		next = encodeIDCursor(id(items[len(items)-1]))
 	}
-	if len(ps) == limit {
-		out.NextCursor = encodeIDCursor(ps[len(ps)-1].UserID)
-	}
-	return out, nil
+	return out, next, nil
 }
 
 // activityWindow is the period admin_stats reports activity for.
@@ -427,26 +441,9 @@ func adminUser(u *user.User) shared.AdminUser {
 }
 
 func (r *Registry) adminListUsers(ctx context.Context, _ *auth.Identity, in shared.AdminListUsersArgs) (shared.AdminUserPage, error) {
-	after, err := decodeIDCursor(in.Cursor)
-	if err != nil {
-		return shared.AdminUserPage{}, err
-	}
-	limit, err := pageLimit(in.Limit)
-	if err != nil {
-		return shared.AdminUserPage{}, err
-	}
-	us, err := r.d.Users.List(ctx, after, limit)
-	if err != nil {
-		return shared.AdminUserPage{}, err
-	}
-	out := shared.AdminUserPage{Users: make([]shared.AdminUser, len(us))}
-	for i, u := range us {
-		out.Users[i] = adminUser(u)
-	}
-	if len(us) == limit {
-		out.NextCursor = encodeIDCursor(us[len(us)-1].ID)
-	}
-	return out, nil
+	us, next, err := pageByID(ctx, in.Cursor, in.Limit, r.d.Users.List,
+		func(u *user.User) uuid.UUID { return u.ID }, adminUser)
+	return shared.AdminUserPage{Users: us, NextCursor: next}, err
 }
 
 func (r *Registry) adminSetUserDisabled(ctx context.Context, id *auth.Identity, in shared.AdminSetUserDisabledArgs) (shared.AdminSetUserDisabledResult, error) {
