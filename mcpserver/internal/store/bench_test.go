@@ -242,7 +242,7 @@ func benchSearch(b *testing.B, dialect string, sizes []int) {
 				}
 			}
 			cold := time.Now()
-			search(0) // SQLite: fills the vector cache
+			search(0) // SQLite: fills the search index's vectors
 			coldTime := time.Since(cold)
 
 			var baseline func(i int)
@@ -254,8 +254,8 @@ func benchSearch(b *testing.B, dialect string, sizes []int) {
 				baseline = func(i int) {
 					q := queries[i%len(queries)]
 					top := topK{k: 10}
-					for j, v := range slab {
-						top.push(j, dot(q, v), "")
+					for _, v := range slab {
+						top.push(dot(q, v), "")
 					}
 					_ = top.sorted()
 				}

@@ -60,7 +60,8 @@ type Options struct {
 	// on one lock anyway).
 	MaxOpenConns int
 	// VectorCacheBytes bounds the decoded vectors SQLite search keeps in
-	// memory; 0 means 256 MiB, a negative value disables the cache.
+	// memory, in its search index; 0 means 256 MiB, a negative value keeps
+	// none (each search reads every vector from SQL).
 	VectorCacheBytes int64
 	// EfSearch is hnsw.ef_search for Postgres searches; 0 means 400, the
 	// smallest setting with recall@10 ≥ 0.95 against exact search for a
@@ -81,7 +82,6 @@ type DB struct {
 	dialect  string
 	sealer   Sealer
 	log      *slog.Logger
-	vectors  *vectorCache
 	searchIx *searchIndex // SQLite only
 	efSearch int
 	index    *blindIndex // nil: no lexical index
@@ -175,8 +175,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		dialect:  dialect,
 		sealer:   opts.Sealer,
 		log:      log,
-		vectors:  newVectorCache(cacheBytes),
-		searchIx: newSearchIndex(),
+		searchIx: newSearchIndex(cacheBytes),
 		efSearch: ef,
 		index:    index,
 	}, nil

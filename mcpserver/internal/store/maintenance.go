@@ -237,9 +237,6 @@ func (s *Memories) reembedBatch(ctx context.Context, emb Embedder, name string, 
 	if err != nil {
 		return 0, err
 	}
-	for _, id := range ids {
-		s.db.vectors.remove(id.String())
-	}
 	return len(ids), nil
 }
 

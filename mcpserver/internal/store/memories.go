@@ -317,7 +317,6 @@ func (s *Memories) Update(ctx context.Context, m *memory.Memory, vec *memory.Vec
 	if err != nil {
 		return err
 	}
-	s.db.vectors.remove(m.ID.String())
 	m.Version++
 	return nil
 }
@@ -357,9 +356,6 @@ func (s *Memories) Delete(ctx context.Context, owner uuid.UUID, ids []uuid.UUID)
 	})
 	if err != nil {
 		return 0, err
-	}
-	for _, id := range uniq {
-		s.db.vectors.remove(id.String())
 	}
 	return len(uniq), nil
 }

@@ -118,8 +118,5 @@ func (s *Memories) SetVectors(ctx context.Context, vs []memory.VersionedVector) 
 	if err != nil {
 		return 0, fmt.Errorf("store vectors: %w", err)
 	}
-	for _, id := range ids {
-		s.db.vectors.remove(id.String())
-	}
 	return stored, nil
 }

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"container/list"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/google/uuid"
 	"github.com/pgvector/pgvector-go"
@@ -176,22 +174,50 @@ func (db *DB) pgvectorIterative(ctx context.Context) (bool, error) {
 }
 
 // searchExact scores every candidate vector in Go. The search index
-// (search_index.go) selects the ids that pass the filters, with each
-// memory's version, or SQL does for filters the index does not hold; the
-// vectors come from a cache of decoded, normalised vectors, so a query only
-// reads the blobs of vectors it has not seen at that version.
+// (search_index.go) selects the memories that pass the filters and holds
+// their decoded, normalised vectors up to its bound, or SQL selects them
+// for filters the index does not hold; only vectors the index does not
+// hold are read from SQL.
 func (s *Memories) searchExact(ctx context.Context, q memory.SearchQuery) ([]hit, error) {
 	query := normalised(q.Vector.Values)
-	cands, ok, err := s.db.searchIx.candidates(ctx, s, q, len(query))
+	top := topK{k: q.Limit}
+	ix := s.db.searchIx
+	missing, ok, err := ix.scan(ctx, s, q, query, &top)
 	if err != nil {
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
 	if !ok {
-		if cands, err = s.sqlCandidates(ctx, q, len(query)); err != nil {
+		cands, err := s.sqlCandidates(ctx, q, len(query))
+		if err != nil {
 			return nil, err
 		}
+		if missing, err = ix.scanCandidates(ctx, s, cands, query, q.Vector.Embedder, &top); err != nil {
+			return nil, fmt.Errorf("vector search: %w", err)
+		}
 	}
-	return s.scoreCandidates(ctx, q, query, cands)
+	if len(missing) > 0 {
+		vecs, err := s.loadVectors(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		for i, v := range vecs {
+			// Changed embedder or deleted since the candidates were chosen.
+			if v.embedder == q.Vector.Embedder && len(v.vals) == len(query) {
+				top.push(dot(query, v.vals), missing[i].id)
+			}
+		}
+		ix.keep(missing, vecs)
+	}
+	order := top.sorted()
+	hits := make([]hit, 0, len(order))
+	for _, e := range order {
+		id, err := uuid.Parse(e.id)
+		if err != nil {
+			return nil, fmt.Errorf("vector search: bad memory id %q: %w", e.id, err)
+		}
+		hits = append(hits, hit{id: id, score: float64(e.score)})
+	}
+	return hits, nil
 }
 
 // sqlCandidates selects the memories that pass the filters of q, with
@@ -223,77 +249,59 @@ func (s *Memories) sqlCandidates(ctx context.Context, q memory.SearchQuery, dim 
 	return cands, nil
 }
 
-// scoreCandidates returns the q.Limit candidates nearest to the normalised
-// query.
-func (s *Memories) scoreCandidates(ctx context.Context, q memory.SearchQuery, query []float32, cands []candidate) ([]hit, error) {
-	vecs := make([][]float32, len(cands))
-	missing := s.db.vectors.lookup(cands, q.Vector.Embedder, vecs)
-	if len(missing) > 0 {
-		if err := s.loadVectors(ctx, cands, missing, q.Vector.Embedder, vecs); err != nil {
-			return nil, err
-		}
-	}
-	top := topK{k: q.Limit}
-	for i, v := range vecs {
-		if len(v) != len(query) {
-			continue // changed embedder or deleted since the candidate query
-		}
-		top.push(i, dot(query, v), cands[i].id)
-	}
-	order := top.sorted()
-	hits := make([]hit, 0, len(order))
-	for _, e := range order {
-		id, err := uuid.Parse(cands[e.idx].id)
-		if err != nil {
-			return nil, fmt.Errorf("vector search: bad memory id %q: %w", cands[e.idx].id, err)
-		}
-		hits = append(hits, hit{id: id, score: float64(e.score)})
-	}
-	return hits, nil
-}
-
-// candidate is a memory that passed the filters of a search.
+// candidate is a memory that passed the filters of a search, at the
+// version and index generation (searchIndex) it was chosen at.
 type candidate struct {
 	id      string
 	version int64
+	gen     uint64
 }
 
-// loadVectors reads and decodes the vectors of cands[missing[...]] into
-// vecs and the cache.
-func (s *Memories) loadVectors(ctx context.Context, cands []candidate, missing []int, embedder string, vecs [][]float32) error {
-	pos := make(map[string]int, len(missing))
-	ids := make([]string, len(missing))
-	for i, mi := range missing {
-		pos[cands[mi].id] = mi
-		ids[i] = cands[mi].id
+// loadedVector is a vector read from SQL, decoded and normalised, with the
+// memory version and embedder it was read at.
+type loadedVector struct {
+	id       string
+	version  int64
+	embedder string
+	vals     []float32
+}
+
+// loadVectors reads the vectors of cands: out[i] is cands[i]'s, zero when
+// it has none any more.
+func (s *Memories) loadVectors(ctx context.Context, cands []candidate) ([]loadedVector, error) {
+	pos := make(map[string]int, len(cands))
+	ids := make([]string, len(cands))
+	for i, cd := range cands {
+		pos[cd.id] = i
+		ids[i] = cd.id
 	}
+	out := make([]loadedVector, len(cands))
 	for chunk := range slices.Chunk(ids, 500) {
 		rows, err := s.db.session(ctx).Raw(`SELECT e.memory_id, m.version, e.embedder, e.embedding FROM memory_embeddings e
 			JOIN memories m ON m.id = e.memory_id WHERE e.memory_id IN ?`, chunk).Rows()
 		if err != nil {
-			return fmt.Errorf("load vectors: %w", err)
+			return nil, fmt.Errorf("load vectors: %w", err)
 		}
 		for rows.Next() {
 			var (
-				cv   cachedVector
+				v    loadedVector
 				blob []byte
 			)
-			if err := rows.Scan(&cv.id, &cv.version, &cv.embedder, &blob); err != nil {
+			if err := rows.Scan(&v.id, &v.version, &v.embedder, &blob); err != nil {
 				rows.Close()
-				return fmt.Errorf("load vectors: %w", err)
+				return nil, fmt.Errorf("load vectors: %w", err)
 			}
-			cv.vals = normalised(decodeVector(blob))
-			s.db.vectors.add(&cv)
-			if i, ok := pos[cv.id]; ok && cv.embedder == embedder {
-				vecs[i] = cv.vals
+			v.vals = normalised(decodeVector(blob))
+			if i, ok := pos[v.id]; ok {
+				out[i] = v
 			}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("load vectors: %w", err)
+			return nil, fmt.Errorf("load vectors: %w", err)
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // encodeVector is the SQLite representation of a vector: float32 little
@@ -363,7 +371,6 @@ type topK struct {
 }
 
 type scored struct {
-	idx   int
 	score float32
 	id    string
 }
@@ -376,9 +383,9 @@ func worse(a, b scored) bool {
 	return a.id > b.id
 }
 
-func (t *topK) push(idx int, score float32, id string) {
-	e := scored{idx: idx, score: score, id: id}
+func (t *topK) push(score float32, id string) {
 	if len(t.heap) < t.k {
+		e := scored{score: score, id: id}
 		t.heap = append(t.heap, e)
 		for i := len(t.heap) - 1; i > 0; {
 			p := (i - 1) / 2
@@ -390,10 +397,12 @@ func (t *topK) push(idx int, score float32, id string) {
 		}
 		return
 	}
-	if !worse(t.heap[0], e) {
+	// Most candidates rank below the worst kept one: reject them before
+	// building an entry.
+	if root := t.heap[0]; !(root.score < score || (root.score == score && root.id > id)) {
 		return
 	}
-	t.heap[0] = e
+	t.heap[0] = scored{score: score, id: id}
 	for i, n := 0, len(t.heap); ; {
 		l, r, m := 2*i+1, 2*i+2, i
 		if l < n && worse(t.heap[l], t.heap[m]) {
@@ -423,88 +432,4 @@ func (t *topK) sorted() []scored {
 		return 0
 	})
 	return out
-}
-
-// vectorCache holds decoded, normalised vectors by memory id, bounded by
-// the bytes of their values and evicting the least recently used. An entry
-// records the memory version and embedder it was read at; a lookup at
-// another version or embedder is a miss, so a stale vector is never used
-// even if an invalidation races with a read.
-type vectorCache struct {
-	mu      sync.Mutex
-	max     int64
-	size    int64
-	lru     *list.List // of *cachedVector, most recently used first
-	entries map[string]*list.Element
-}
-
-type cachedVector struct {
-	id       string
-	version  int64
-	embedder string
-	vals     []float32
-}
-
-func newVectorCache(maxBytes int64) *vectorCache {
-	return &vectorCache{max: maxBytes, lru: list.New(), entries: map[string]*list.Element{}}
-}
-
-func (cv *cachedVector) bytes() int64 { return int64(4*len(cv.vals)) + 96 }
-
-// lookup fills vecs[i] for the candidates cached at their version and
-// embedder, and returns the indexes of the others.
-func (c *vectorCache) lookup(cands []candidate, embedder string, vecs [][]float32) (missing []int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for i, cd := range cands {
-		el, ok := c.entries[cd.id]
-		if !ok {
-			missing = append(missing, i)
-			continue
-		}
-		cv := el.Value.(*cachedVector)
-		if cv.version != cd.version || cv.embedder != embedder {
-			missing = append(missing, i)
-			continue
-		}
-		c.lru.MoveToFront(el)
-		vecs[i] = cv.vals
-	}
-	return missing
-}
-
-// add stores cv, replacing an older entry for the same memory, and evicts
-// from the back until the cache fits its bound.
-func (c *vectorCache) add(cv *cachedVector) {
-	if c.max < 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if el, ok := c.entries[cv.id]; ok {
-		c.size -= el.Value.(*cachedVector).bytes()
-		c.lru.Remove(el)
-	}
-	c.entries[cv.id] = c.lru.PushFront(cv)
-	c.size += cv.bytes()
-	for c.size > c.max && c.lru.Len() > 0 {
-		back := c.lru.Back()
-		old := back.Value.(*cachedVector)
-		c.lru.Remove(back)
-		delete(c.entries, old.id)
-		c.size -= old.bytes()
-	}
-}
-
-// remove drops the entries of these memory ids.
-func (c *vectorCache) remove(ids ...string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		if el, ok := c.entries[id]; ok {
-			c.size -= el.Value.(*cachedVector).bytes()
-			c.lru.Remove(el)
-			delete(c.entries, id)
-		}
-	}
 }

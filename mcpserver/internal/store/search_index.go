@@ -20,15 +20,27 @@ import (
 // memories, memory_shares and memory_embeddings, whoever the writer is:
 // before each query the index replays the log past its cursor and re-reads
 // those memories. The index is loaded in full on first use and whenever the
-// log was pruned past its cursor. It is unbounded (about 150 bytes per
-// memory); the vectors themselves stay in the bounded vectorCache.
+// log was pruned past its cursor. The metadata is unbounded (about 180
+// bytes per memory). Each entry also holds its decoded, normalised vector
+// once a search has read it, so a scan reads no map and takes no lock per
+// candidate; those vectors are bounded by maxBytes: past it a vector is
+// read from SQL for each search that needs it instead of being kept. There
+// is no eviction: for a full scan, keeping a fixed subset hits more often
+// than an LRU smaller than the working set, which misses every time.
 type searchIndex struct {
-	mu        sync.Mutex
+	// mu is held exclusively to change the index and shared to scan it.
+	mu        sync.RWMutex
 	loaded    bool
 	cursor    int64 // the last memory_changes.seq applied
 	lastPrune int64
 	entries   []indexEntry
 	pos       map[string]int // memory id → index in entries
+	maxBytes  int64          // bound on the kept vectors; negative keeps none
+	vecBytes  int64          // bytes of the kept vectors
+	lastGen   uint64
+	// embedders numbers the embedder names, so a scan compares an integer
+	// per entry rather than a string.
+	embedders map[string]uint32
 }
 
 type indexEntry struct {
@@ -38,8 +50,14 @@ type indexEntry struct {
 	permission memory.Permission
 	expires    int64 // microseconds since the epoch; noExpiry when NULL
 	embedder   string
+	embedderID uint32 // embedder's number in searchIndex.embedders
 	dim        int
 	shares     []uuid.UUID // only for shared memories
+	// gen changes whenever the entry is re-read, so a vector read from SQL
+	// is kept only if no change was replayed since its search began (a
+	// vector may change without a new version when a memory is re-embedded).
+	gen uint64
+	vec []float32 // normalised; nil until read, or when over the bound
 }
 
 const (
@@ -54,24 +72,48 @@ const (
 	replayMax = 20_000
 )
 
-func newSearchIndex() *searchIndex { return &searchIndex{pos: map[string]int{}} }
+func newSearchIndex(maxVectorBytes int64) *searchIndex {
+	return &searchIndex{pos: map[string]int{}, maxBytes: maxVectorBytes, embedders: map[string]uint32{}}
+}
 
-// candidates returns the memories that pass the filters of q for vectors of
-// dim dimensions, as searchConds would select them, or ok false when q has
-// a filter the index does not hold (tags): the caller then asks SQL.
-func (ix *searchIndex) candidates(ctx context.Context, s *Memories, q memory.SearchQuery, dim int) (cands []candidate, ok bool, err error) {
+// vectorBytes is what a kept vector counts against the bound.
+func vectorBytes(v []float32) int64 {
+	if v == nil {
+		return 0
+	}
+	return int64(4*len(v)) + 24
+}
+
+// refresh brings the index up to the database.
+func (ix *searchIndex) refresh(ctx context.Context, s *Memories) error {
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	return ix.sync(ctx, s)
+}
+
+// scan scores against the normalised query, into top, every memory that
+// passes the filters of q (as searchConds would select them) and whose
+// vector the index holds, and returns the others that pass, whose vectors
+// the caller reads from SQL. ok is false when q has a filter the index does
+// not hold (tags): the caller then asks SQL for the candidates.
+func (ix *searchIndex) scan(ctx context.Context, s *Memories, q memory.SearchQuery, query []float32, top *topK) (missing []candidate, ok bool, err error) {
 	if len(q.Tags) > 0 {
 		return nil, false, nil
 	}
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	if err := ix.sync(ctx, s); err != nil {
+	if err := ix.refresh(ctx, s); err != nil {
 		return nil, false, err
 	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	dim := len(query)
 	now := q.Now.UnixMicro()
+	emb, known := ix.embedders[q.Vector.Embedder]
+	if !known {
+		return nil, true, nil // no vector of this embedder
+	}
 	for i := range ix.entries {
 		e := &ix.entries[i]
-		if e.dim != dim || e.embedder != q.Vector.Embedder || e.expires <= now {
+		if e.dim != dim || e.embedderID != emb || e.expires <= now {
 			continue
 		}
 		if q.Owner != uuid.Nil && e.owner != q.Owner {
@@ -91,9 +133,62 @@ func (ix *searchIndex) candidates(ctx context.Context, s *Memories, q memory.Sea
 				continue
 			}
 		}
-		cands = append(cands, candidate{id: e.id, version: e.version})
+		if e.vec == nil {
+			missing = append(missing, candidate{id: e.id, version: e.version, gen: e.gen})
+			continue
+		}
+		top.push(dot(query, e.vec), e.id)
 	}
-	return cands, true, nil
+	return missing, true, nil
+}
+
+// scanCandidates scores into top the candidates, selected by SQL, whose
+// vectors the index holds at their version, and returns the others.
+func (ix *searchIndex) scanCandidates(ctx context.Context, s *Memories, cands []candidate, query []float32, embedder string, top *topK) (missing []candidate, err error) {
+	if err := ix.refresh(ctx, s); err != nil {
+		return nil, err
+	}
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	for _, cd := range cands {
+		if i, ok := ix.pos[cd.id]; ok {
+			e := &ix.entries[i]
+			if e.version == cd.version && e.embedder == embedder && len(e.vec) == len(query) {
+				top.push(dot(query, e.vec), e.id)
+				continue
+			}
+			cd.gen = e.gen
+		}
+		missing = append(missing, cd)
+	}
+	return missing, nil
+}
+
+// keep stores the vectors read for cands, each if its entry was not
+// re-read since (same gen and version), it is of the entry's embedder and
+// dimension, and it fits the bound.
+func (ix *searchIndex) keep(cands []candidate, vecs []loadedVector) {
+	if ix.maxBytes < 0 {
+		return
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	for k, cd := range cands {
+		v := vecs[k]
+		i, ok := ix.pos[cd.id]
+		if !ok || v.vals == nil {
+			continue
+		}
+		e := &ix.entries[i]
+		if e.gen != cd.gen || e.version != cd.version || v.version != cd.version ||
+			e.embedder != v.embedder || e.dim != len(v.vals) || e.vec != nil {
+			continue
+		}
+		if n := vectorBytes(v.vals); ix.vecBytes+n <= ix.maxBytes {
+			e.vec = v.vals
+			ix.vecBytes += n
+		}
+	}
 }
 
 // sync brings the index up to the database: a full load the first time or
@@ -157,8 +252,6 @@ func (ix *searchIndex) sync(ctx context.Context, s *Memories) error {
 				ix.drop(id)
 			}
 		}
-		// A vector may have changed without a new version (re-embedding).
-		s.db.vectors.remove(chunk...)
 	}
 	ix.cursor = last
 	if ix.cursor-ix.lastPrune >= pruneEvery {
@@ -182,7 +275,9 @@ func (ix *searchIndex) load(ctx context.Context, s *Memories) error {
 	if err != nil {
 		return err
 	}
+	clear(ix.entries) // drops the kept vectors with the entries
 	ix.entries = ix.entries[:0]
+	ix.vecBytes = 0
 	clear(ix.pos)
 	for _, e := range fresh {
 		ix.put(e)
@@ -245,9 +340,19 @@ func readIndexEntries(ctx context.Context, s *Memories, ids []string) (map[strin
 	return out, nil
 }
 
-// put adds or replaces the entry of e.id.
+// put adds or replaces the entry of e.id, without a vector: a vector may
+// have changed without a new version (re-embedding).
 func (ix *searchIndex) put(e indexEntry) {
+	ix.lastGen++
+	e.gen, e.vec = ix.lastGen, nil
+	id, ok := ix.embedders[e.embedder]
+	if !ok {
+		id = uint32(len(ix.embedders)) // #nosec G115 -- a handful of embedder names
+		ix.embedders[e.embedder] = id
+	}
+	e.embedderID = id
 	if i, ok := ix.pos[e.id]; ok {
+		ix.vecBytes -= vectorBytes(ix.entries[i].vec)
 		ix.entries[i] = e
 		return
 	}
@@ -261,6 +366,7 @@ func (ix *searchIndex) drop(id string) {
 	if !ok {
 		return
 	}
+	ix.vecBytes -= vectorBytes(ix.entries[i].vec)
 	last := len(ix.entries) - 1
 	if i != last {
 		ix.entries[i] = ix.entries[last]

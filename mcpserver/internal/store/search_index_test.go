@@ -2,6 +2,7 @@ package store
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -126,5 +127,70 @@ func TestSearchCoherence(t *testing.T) {
 				t.Error("the index did not load")
 			}
 		})
+	}
+}
+
+// TestSearchVectorBound checks that SQLite search gives the same results
+// whether the search index keeps every vector, some (its byte bound
+// reached) or none, through the index and through the SQL candidate query
+// (a tag filter), and that the kept vectors stay within the bound.
+func TestSearchVectorBound(t *testing.T) {
+	f := newFixture(t, backends()[0])
+	alice := f.user("alice")
+	for i := range 12 {
+		f.create(alice, memory.Draft{Text: "garden note number " + strconv.Itoa(i), Permission: "public", Tags: []string{"t" + strconv.Itoa(i%2)}})
+	}
+	perVector := vectorBytes(make([]float32, f.emb.dim))
+	handles := map[string]int64{"all": 0, "five": 5 * perVector, "none": -1}
+	queries := map[string]memory.SearchQuery{"index": {}, "sql": {Tags: []string{"t1"}}}
+	want := map[string][]memory.Scored{}
+	for _, name := range []string{"all", "five", "none"} {
+		opts := f.opts
+		opts.Sealer, opts.VectorCacheBytes = f.sealer, handles[name]
+		db, err := Open(f.ctx, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		for qname, q := range queries {
+			q.Viewer, q.Now, q.Limit = alice, f.clock.Now(), 5
+			q.Vector = memory.Vector{Embedder: f.emb.Name(), Values: f.emb.vector("garden note number 3")}
+			for _, pass := range []string{"cold", "warm"} {
+				res, err := db.Memories().Search(f.ctx, q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := make([]memory.Scored, len(res))
+				for i, r := range res {
+					got[i] = memory.Scored{Memory: &memory.Memory{ID: r.Memory.ID}, Score: r.Score}
+				}
+				if w, ok := want[qname]; !ok {
+					want[qname] = got
+				} else if !slices.EqualFunc(got, w, func(a, b memory.Scored) bool { return a.Memory.ID == b.Memory.ID && a.Score == b.Score }) {
+					t.Errorf("%s, %s query, %s: got %v, want %v", name, qname, pass, scoredIDs(got), scoredIDs(w))
+				}
+			}
+		}
+		ix := db.searchIx
+		kept := 0
+		for _, e := range ix.entries {
+			if e.vec != nil {
+				kept++
+			}
+		}
+		switch name {
+		case "all":
+			if kept != 12 {
+				t.Errorf("all: kept %d vectors, want 12", kept)
+			}
+		case "five":
+			if kept != 5 || ix.vecBytes > ix.maxBytes {
+				t.Errorf("five: kept %d vectors (%d bytes, bound %d), want 5", kept, ix.vecBytes, ix.maxBytes)
+			}
+		case "none":
+			if kept != 0 || ix.vecBytes != 0 {
+				t.Errorf("none: kept %d vectors (%d bytes)", kept, ix.vecBytes)
+			}
+		}
 	}
 }

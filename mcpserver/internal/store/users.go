@@ -110,12 +110,7 @@ func (s *Users) Update(ctx context.Context, u *user.User) error {
 // Delete removes the user; the foreign keys cascade to their memories,
 // tags, shares (theirs and those naming them), vectors and activity.
 func (s *Users) Delete(ctx context.Context, id uuid.UUID) error {
-	var ids []string
 	err := s.db.tx(ctx, func(tx *gorm.DB) error {
-		// Remember the memory ids so their cached vectors can go too.
-		if err := tx.Raw("SELECT id FROM memories WHERE owner_id = ?", id).Scan(&ids).Error; err != nil {
-			return err
-		}
 		res := tx.Exec("DELETE FROM users WHERE id = ?", id)
 		if res.Error != nil {
 			return res.Error
@@ -131,7 +126,6 @@ func (s *Users) Delete(ctx context.Context, id uuid.UUID) error {
 	if err != nil {
 		return fmt.Errorf("delete user: %w", err)
 	}
-	s.db.vectors.remove(ids...)
 	return nil
 }
 
