@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,7 +21,6 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/httpapi"
 	"picard.dev/mcpserver/internal/mcp"
@@ -30,6 +28,7 @@ import (
 	"picard.dev/mcpserver/internal/oauth"
 	"picard.dev/mcpserver/internal/persona"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 	"picard.dev/shared"
 )
@@ -379,22 +378,7 @@ const issuer = "http://localhost:8001"
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	ctx := context.Background()
-	key, err := crypt.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "matrix.db"), Sealer: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.SQLite(t, store.Options{})
 	e := &env{db: db, users: user.NewService(db.Users(), nil), tokens: map[string]string{}}
 	e.mem = memory.NewService(db.Memories(), embed.NewHash(0), e.users, nil)
 	reg := func(email string, admin bool) *user.User {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,10 +12,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"picard.dev/mcpserver/internal/backfill"
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 )
 
@@ -45,26 +44,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	key, err := crypt.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{
-		SQLitePath: filepath.Join(t.TempDir(), "mcp.db"),
-		Sealer:     kr,
-		IndexKey:   []byte("0123456789abcdef0123456789abcdef"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.SQLite(t, store.Options{IndexKey: []byte("0123456789abcdef0123456789abcdef")})
 	users := user.NewService(db.Users(), nil)
 	u, err := users.Register(ctx, user.Registration{Email: "ada@example.com", Password: "correct horse battery"})
 	if err != nil {

@@ -33,13 +33,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"picard.dev/mcpserver/internal/auth"
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/httpapi"
 	"picard.dev/mcpserver/internal/mcp"
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/persona"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 	"picard.dev/shared"
 )
@@ -107,22 +107,7 @@ func repoRoot() (string, error) {
 func harness(t *testing.T, stateful bool) string {
 	t.Helper()
 	ctx := context.Background()
-	key, err := crypt.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "conformance.db"), Sealer: kr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.SQLite(t, store.Options{})
 	users := user.NewService(db.Users(), nil)
 	memories := memory.NewService(db.Memories(), embed.NewHash(0), users, nil)
 	u, err := users.Register(ctx, user.Registration{Email: "conformance@example.com", Name: "Conformance", Password: "correct horse battery"})

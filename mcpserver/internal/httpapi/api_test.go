@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -22,13 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"picard.dev/mcpserver/internal/auth"
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/httpapi"
 	"picard.dev/mcpserver/internal/mcp"
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/persona"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 	"picard.dev/shared"
 )
@@ -58,19 +57,7 @@ type server struct {
 func newServer(tb testing.TB, mod ...func(*httpapi.Options)) *server {
 	tb.Helper()
 	ctx := context.Background()
-	key, _ := crypt.GenerateKey()
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(tb.TempDir(), "api.db"), Sealer: kr})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
+	db := storetest.SQLite(tb, store.Options{})
 	users := user.NewService(db.Users(), nil)
 	mem := memory.NewService(db.Memories(), embed.NewHash(0), users, nil)
 	s := &server{tokens: tokens{}, metrics: prometheus.NewRegistry()}

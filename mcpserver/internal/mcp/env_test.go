@@ -3,7 +3,6 @@ package mcp_test
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,12 +12,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"picard.dev/mcpserver/internal/auth"
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/mcp"
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/persona"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 	"picard.dev/shared"
 )
@@ -41,23 +40,7 @@ type env struct {
 
 func newEnv(t testing.TB, opts ...func(*mcp.Deps)) *env {
 	t.Helper()
-	ctx := context.Background()
-	key, err := crypt.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "test.db"), Sealer: kr, IndexKey: []byte("mcp tests index key of 32 bytes!")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.SQLite(t, store.Options{IndexKey: []byte("mcp tests index key of 32 bytes!")})
 	e := &env{t: t, db: db, metrics: prometheus.NewRegistry()}
 	e.users = user.NewService(db.Users(), nil)
 	e.mem = memory.NewService(db.Memories(), embed.NewHash(0), e.users, nil)

@@ -7,18 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"picard.dev/mcpserver/internal/crypt"
 	"picard.dev/mcpserver/internal/embed"
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/persona"
 	"picard.dev/mcpserver/internal/store"
+	"picard.dev/mcpserver/internal/store/storetest"
 	"picard.dev/mcpserver/internal/user"
 )
 
@@ -34,19 +33,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	key, _ := crypt.GenerateKey()
-	kr, err := crypt.ParseKeys(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := store.Open(ctx, store.Options{SQLitePath: filepath.Join(t.TempDir(), "p.db"), Sealer: kr, IndexKey: []byte("persona tests key, thirty-two b!")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := storetest.SQLite(t, store.Options{IndexKey: []byte("persona tests key, thirty-two b!")})
 	f := &fixture{users: user.NewService(db.Users(), nil), settings: db.PersonaSettings()}
 	f.mem = memory.NewService(db.Memories(), embed.NewHash(0), f.users, nil)
 	reg := func(email, name string) *user.User {
