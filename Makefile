@@ -9,7 +9,7 @@ GO_TEST_FLAGS ?= -count=1 -timeout 30m
 BENCH ?= .
 BENCHTIME ?= 1x
 
-.PHONY: run build test test-deps lint bench bench-large loadtest migrate clean eval
+.PHONY: run build test test-deps lint bench bench-large loadtest migrate clean eval eval-locomo
 
 run: build
 	bash scripts/run-dev.sh
@@ -71,6 +71,21 @@ loadtest:
 # passes flags, e.g. EVAL_FLAGS='-database-url postgres://…'.
 eval:
 	go run ./scripts/eval $(EVAL_FLAGS)
+
+# The same on the public benchmark LoCoMo (docs/retrieval.md), which is not
+# checked in (CC BY-NC 4.0): LOCOMO names its data/locomo10.json, or a
+# directory of its per-conversation files; it is converted into a temporary
+# file by scripts/eval/locomo.
+eval-locomo:
+	@if [ -z '$(LOCOMO)' ]; then \
+		echo "make eval-locomo: set LOCOMO to LoCoMo's data (CC BY-NC 4.0, so not in this repository):"; \
+		echo "  git clone https://github.com/snap-research/locomo"; \
+		echo "  make eval-locomo LOCOMO=locomo/data/locomo10.json"; \
+		echo "(a clone with only data/locomo10.zip: unzip it and use LOCOMO=data/multimodal_dialog/locomo10_v2)"; \
+		exit 1; fi
+	tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+		go run ./scripts/eval/locomo -in '$(LOCOMO)' -out "$$tmp/locomo10.json"; \
+		go run ./scripts/eval -data "$$tmp/locomo10.json" $(EVAL_FLAGS)
 
 migrate: build
 	bin/mcpserver migrate

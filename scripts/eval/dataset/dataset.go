@@ -51,7 +51,7 @@ type Question struct {
 	Question string   `json:"question"`
 	Answer   string   `json:"answer"`
 	Evidence []string `json:"evidence"`
-	Category string   `json:"category,omitempty"` // single-hop, multi-hop
+	Category string   `json:"category,omitempty"` // single-hop, multi-hop, temporal, open-domain
 }
 
 // MemoryText is how a turn is stored as a memory: the speaker's name, a
