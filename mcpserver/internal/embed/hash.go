@@ -101,6 +101,11 @@ func (h *Hash) Name() string {
 	return h.name
 }
 
+// Lexical reports true: the vectors are hashed words, so a hybrid search
+// lets them break ties of the lexical ranking rather than outvote it (see
+// memory.TieBreakWeight).
+func (h *Hash) Lexical() bool { return true }
+
 // Embed returns one unit-length vector per text (the zero vector for a text
 // without letters or digits), in the order of texts. The vectors share one
 // backing array but have capped capacity, so appending to one cannot

@@ -152,8 +152,31 @@ func (s *benchStack) call(b *testing.B, id *auth.Identity, tool string, args any
 	}
 }
 
-// words is a vocabulary of made-up words, so that texts share some words
-// and not others, as real memories do.
+// vocabulary makes texts of made-up words, so that texts share some words
+// and not others, as real memories do. Words are drawn as in natural text
+// by default: 20,000 words whose frequencies follow Zipf's law (s 1.07), so
+// that a few words are in many texts and most in few.
+// PICARD_BENCH_WORDS=uniform draws each of 5,000 words equally often
+// instead: texts then have no structure at all, the hardest case for an
+// approximate (HNSW) index.
+type vocabulary struct {
+	words []string
+	pick  func() int
+}
+
+func newVocabulary(rng *rand.Rand) *vocabulary {
+	if os.Getenv("PICARD_BENCH_WORDS") == "uniform" {
+		v := &vocabulary{words: words(rng, 5000)}
+		v.pick = func() int { return rng.IntN(len(v.words)) }
+		return v
+	}
+	v := &vocabulary{words: words(rng, 20_000)}
+	z := rand.NewZipf(rng, 1.07, 2, uint64(len(v.words)-1))
+	v.pick = func() int { return int(z.Uint64()) }
+	return v
+}
+
+// words returns n made-up words.
 func words(rng *rand.Rand, n int) []string {
 	syll := []string{"ka", "lo", "mi", "ru", "se", "ta", "vo", "ne", "pi", "da", "zu", "ge", "ho", "an", "el", "or"}
 	out := make([]string, n)
@@ -167,23 +190,24 @@ func words(rng *rand.Rand, n int) []string {
 	return out
 }
 
-func sentence(rng *rand.Rand, vocab []string, n int) string {
+// sentence returns n words of v.
+func (v *vocabulary) sentence(n int) string {
 	w := make([]string, n)
 	for i := range w {
-		w[i] = vocab[rng.IntN(len(vocab))]
+		w[i] = v.words[v.pick()]
 	}
 	return strings.Join(w, " ")
 }
 
 // load stores n memories of id through submit_memories, a fraction public,
 // and returns their texts in order.
-func (s *benchStack) load(b *testing.B, id *auth.Identity, rng *rand.Rand, vocab []string, n int, public float64) []string {
+func (s *benchStack) load(b *testing.B, id *auth.Identity, rng *rand.Rand, vocab *vocabulary, n int, public float64) []string {
 	b.Helper()
 	texts := make([]string, 0, n)
 	for len(texts) < n {
 		batch := make([]shared.NewMemory, min(memory.MaxBatch, n-len(texts)))
 		for i := range batch {
-			batch[i] = shared.NewMemory{Text: sentence(rng, vocab, 8+rng.IntN(24)), Tags: []string{"bench"}}
+			batch[i] = shared.NewMemory{Text: vocab.sentence(8 + rng.IntN(24)), Tags: []string{"bench"}}
 			if rng.Float64() < public {
 				batch[i].Permission = shared.PermissionPublic
 			}
@@ -213,7 +237,7 @@ func BenchmarkQueryMemorySQLite(b *testing.B) {
 	// hybrid, lexical search included.
 	s := newBenchStack(b, store.DialectSQLite, []byte("bench index key, 32 bytes long!!"))
 	rng := rand.New(rand.NewPCG(1, 2))
-	vocab := words(rng, 5000)
+	vocab := newVocabulary(rng)
 	caller := s.user(b, 0)
 	texts := s.load(b, caller, rng, vocab, n, 0)
 
@@ -228,7 +252,7 @@ func BenchmarkQueryMemorySQLite(b *testing.B) {
 	queries := make([]string, 64)
 	qvecs := make([][]float32, len(queries))
 	for i := range queries {
-		queries[i] = sentence(rng, vocab, 4)
+		queries[i] = vocab.sentence(4)
 		v, _ := s.emb.Embed(context.Background(), []string{queries[i]})
 		qvecs[i] = unit(v[0])
 	}
@@ -311,7 +335,7 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 	s := newBenchStack(b, store.DialectPostgres, nil)
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(3, 4))
-	vocab := words(rng, 5000)
+	vocab := newVocabulary(rng)
 	caller := s.user(b, 0)
 	s.load(b, caller, rng, vocab, own, 0.2)
 	for u := 1; u < users; u++ {
@@ -331,7 +355,7 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 	queries := make([]string, 64)
 	qvecs := make([]pgvector.Vector, len(queries))
 	for i := range queries {
-		queries[i] = sentence(rng, vocab, 4)
+		queries[i] = vocab.sentence(4)
 		v, _ := s.emb.Embed(ctx, []string{queries[i]})
 		qvecs[i] = pgvector.NewVector(v[0])
 	}
@@ -448,14 +472,14 @@ func benchSubmit(b *testing.B, dialect string) {
 		b.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(5, 6))
-	vocab := words(rng, 5000)
+	vocab := newVocabulary(rng)
 	caller, other := s.user(b, 0), s.user(b, 1)
 	var ours, base time.Duration
 	for b.Loop() {
 		batch := make([]shared.NewMemory, memory.MaxBatch)
 		texts := make([]string, len(batch))
 		for i := range batch {
-			texts[i] = sentence(rng, vocab, 8+rng.IntN(24))
+			texts[i] = vocab.sentence(8 + rng.IntN(24))
 			batch[i] = shared.NewMemory{Text: texts[i], Tags: []string{"bench", "batch"}}
 		}
 		t0 := time.Now()

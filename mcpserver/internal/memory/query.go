@@ -107,8 +107,11 @@ type SearchQuery struct {
 	Mode       SearchMode // empty: ModeVector
 	Text       string     // the query text, for the lexical ranking
 	Vector     Vector     // the query's embedding, for the vector ranking
-	Limit      int
-	Now        time.Time
+	// VectorWeight is the vector ranking's weight in a hybrid search,
+	// against the lexical ranking's 1 (see Fuse); 0 means 1.
+	VectorWeight float64
+	Limit        int
+	Now          time.Time
 }
 
 // Persona is a user who has at least one visible public memory.

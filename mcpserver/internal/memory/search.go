@@ -60,40 +60,53 @@ type Hit struct {
 // its first limit, so each is read deeper than the limit.
 func HybridDepth(limit int) int { return min(max(2*limit, 50), 200) }
 
-// Fuse combines rankings (each best first, without repeated ids, with
-// positive scores) into one: a hit's fused score is the mean over the
-// rankings of its score divided by the best score of that ranking (0 where
-// it is absent). Scores therefore lie in (0, 1]; 1 means first in every
-// ranking. It returns the best limit hits, ties broken by id so that the
-// order is deterministic.
+// Ranking is one ranking of a hybrid search and its weight in the fusion.
+type Ranking struct {
+	Hits   []Hit // best first, without repeated ids, with positive scores
+	Weight float64
+}
+
+// TieBreakWeight is the weight of a vector ranking that should only order
+// memories the lexical ranking scores (almost) alike, and come after them
+// otherwise: a vector score moves a memory past another only where their
+// normalised BM25 scores differ by less than about 1%. It is the weight of
+// the local hashing embedder's ranking (see Service.Search).
+const TieBreakWeight = 0.01
+
+// Fuse combines rankings into one: a hit's fused score is the weighted
+// mean over the rankings of its score divided by the best score of that
+// ranking (0 where it is absent). Scores therefore lie in (0, 1]; 1 means
+// first in every ranking. It returns the best limit hits, ties broken by id
+// so that the order is deterministic.
 //
 // Normalising by the best score keeps what rank fusion throws away: how
 // much better the first BM25 hit is than the tenth, and how close two
 // cosines are. On Picard's evaluation (docs/retrieval.md) it beats
-// reciprocal rank fusion on both the development and the held-out set; the
-// weights of the two rankings matter little there, so they are equal.
-func Fuse(limit int, rankings ...[]Hit) []Hit {
-	if len(rankings) == 0 {
-		return nil
-	}
+// reciprocal rank fusion on both the development and the held-out set.
+func Fuse(limit int, rankings ...Ranking) []Hit {
 	fused := map[uuid.UUID]float64{}
+	total := 0.0
 	for _, r := range rankings {
+		total += r.Weight
 		best := 0.0
-		for _, h := range r {
+		for _, h := range r.Hits {
 			best = max(best, h.Score)
 		}
 		if best <= 0 {
 			continue
 		}
-		for _, h := range r {
+		for _, h := range r.Hits {
 			if h.Score > 0 {
-				fused[h.ID] += h.Score / best
+				fused[h.ID] += r.Weight * h.Score / best
 			}
 		}
 	}
+	if total <= 0 {
+		return nil
+	}
 	out := make([]Hit, 0, len(fused))
 	for id, s := range fused {
-		out = append(out, Hit{ID: id, Score: s / float64(len(rankings))})
+		out = append(out, Hit{ID: id, Score: s / total})
 	}
 	slices.SortFunc(out, func(a, b Hit) int {
 		switch {

@@ -309,13 +309,30 @@ func (db *DB) CheckSchema(ctx context.Context) error {
 // maxHNSWDim is the largest dimension pgvector can index with HNSW.
 const maxHNSWDim = 2000
 
+// The HNSW graph's build parameters. pgvector's defaults (m 16,
+// ef_construction 64) give recall@10 0.76 for the filtered searches of
+// query_memory at 100k memories with ef_search 400; m 32 and
+// ef_construction 128 give 0.97 (docs/performance.md). Each node keeps
+// twice as many neighbours, so the index is larger and an insert costs
+// more; a search at the same ef_search costs about the same.
+const (
+	hnswM              = 32
+	hnswEfConstruction = 128
+	// hnswBuildMemory is maintenance_work_mem for building the index: the
+	// graph of 100k 512-dimension vectors (about 250 MB) then fits in
+	// memory, which builds it several times faster than on disk. Postgres
+	// allocates it only as the graph grows.
+	hnswBuildMemory = "512MB"
+)
+
 // EnsureVectorIndex creates, if missing, the HNSW index for vectors of dim
 // dimensions in Postgres: a partial index on embedding::vector(dim) for the
 // rows with that dimension, since HNSW needs a fixed dimension and the
 // column has none. The server calls it at start-up with its embedder's
 // dimension; searches use exactly the same expression. It does nothing on
 // SQLite, and only logs a warning for dimensions HNSW cannot index (search
-// then stays exact).
+// then stays exact). An index built with other parameters (by an older
+// version) is kept and a warning says how to rebuild it.
 func (db *DB) EnsureVectorIndex(ctx context.Context, dim int) error {
 	if db.dialect != DialectPostgres {
 		return nil
@@ -328,9 +345,31 @@ func (db *DB) EnsureVectorIndex(ctx context.Context, dim int) error {
 		return nil
 	}
 	d := strconv.Itoa(dim)
-	stmt := "CREATE INDEX IF NOT EXISTS memory_embeddings_hnsw_" + d + " ON memory_embeddings USING hnsw ((embedding::vector(" + d +
-		")) vector_cosine_ops) WHERE dim = " + d
-	if err := db.session(ctx).Exec(stmt).Error; err != nil {
+	name := "memory_embeddings_hnsw_" + d
+	want := []string{"m=" + strconv.Itoa(hnswM), "ef_construction=" + strconv.Itoa(hnswEfConstruction)}
+	var has string
+	err := db.session(ctx).Raw("SELECT array_to_string(coalesce(reloptions, '{}'), ',') FROM pg_class WHERE relname = ? AND relkind = 'i'", name).
+		Row().Scan(&has)
+	switch {
+	case err == nil:
+		if has != strings.Join(want, ",") {
+			db.log.Warn("vector index built with other parameters; rebuild it for better recall",
+				"index", name, "has", has, "want", strings.Join(want, ","),
+				"sql", "ALTER INDEX "+name+" SET ("+strings.Join(want, ", ")+"); REINDEX INDEX CONCURRENTLY "+name)
+		}
+		return nil
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("store: vector index for dimension %d: %w", dim, unavailable(err))
+	}
+	stmt := "CREATE INDEX IF NOT EXISTS " + name + " ON memory_embeddings USING hnsw ((embedding::vector(" + d +
+		")) vector_cosine_ops) WITH (" + strings.Join(want, ", ") + ") WHERE dim = " + d
+	err = db.tx(ctx, func(tx *gorm.DB) error {
+		if err := tx.Exec("SET LOCAL maintenance_work_mem = '" + hnswBuildMemory + "'").Error; err != nil {
+			return err
+		}
+		return tx.Exec(stmt).Error
+	})
+	if err != nil {
 		return fmt.Errorf("store: create vector index for dimension %d: %w", dim, err)
 	}
 	return nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -50,6 +52,13 @@ const IndexKeySize = 32
 // insensitive to small changes in them; counting them is a scan.
 const statsTTL = 10 * time.Second
 
+// statsDrift: the statistics are also counted afresh once this process has
+// written or deleted index rows of more than this fraction of the counted
+// memories, so that a bulk import (which can double the corpus, or change
+// its average length threefold) does not skew BM25 for up to statsTTL.
+// Writes of other instances are caught up with by statsTTL.
+const statsDrift = 0.01
+
 // exactStatsBelow: a corpus smaller than this is counted on every search,
 // which is cheap there and keeps small collections (and tests) exact.
 const exactStatsBelow = 2000
@@ -64,6 +73,20 @@ type blindIndex struct {
 
 	statsMu sync.Mutex
 	stats   corpusStats
+	// changed counts the memories whose index rows this process wrote or
+	// deleted since stats were counted.
+	changed atomic.Int64
+	// prune overrides pruneAbove in tests; 0 means pruneAbove.
+	prune int
+	// pruned counts the searches a pruned scoring answered.
+	pruned atomic.Int64
+}
+
+func (b *blindIndex) pruneAbove() int {
+	if b.prune > 0 {
+		return b.prune
+	}
+	return pruneAbove
 }
 
 type analyzer struct {
@@ -179,6 +202,7 @@ func (s *Memories) indexRows(ms []*memory.Memory) *lexiconRows {
 	for _, m := range ms {
 		s.db.index.add(rows, m.ID, m.Text)
 	}
+	s.db.index.changed.Add(int64(len(ms)))
 	return rows
 }
 
@@ -222,17 +246,7 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 	if err != nil {
 		return nil, err
 	}
-	pg := s.db.dialect == DialectPostgres
-	float, bigint := "?", "?"
-	if pg {
-		// Postgres infers an untyped parameter's type from the other operand
-		// (integer), which would truncate these.
-		float, bigint = "?::float8", "?::bigint"
-	}
-	var (
-		values []string
-		args   []any
-	)
+	var ts []weightedTerm
 	for i, h := range query.hashes {
 		n := df[h]
 		if n == 0 {
@@ -242,11 +256,154 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 		// N can lag behind (statsTTL), so n is capped by it.
 		docs := max(stats.docs, float64(n))
 		idf := math.Log(1 + (docs-float64(n)+0.5)/(float64(n)+0.5))
-		values = append(values, "("+bigint+", "+float+")")
-		args = append(args, h, idf*float64(query.tfs[i]))
+		ts = append(ts, weightedTerm{hash: h, weight: idf * float64(query.tfs[i]), df: n})
 	}
-	if len(values) == 0 {
+	if len(ts) == 0 {
 		return nil, nil
+	}
+	// Rarest first: the candidates of a pruned search come from a prefix.
+	slices.SortFunc(ts, func(a, b weightedTerm) int { return cmp.Compare(a.df, b.df) })
+	hits, err := s.maxScore(ctx, q, stats, ts, limit)
+	if hits != nil || err != nil {
+		return hits, err
+	}
+	return s.bm25(ctx, q, stats, ts, nil, limit)
+}
+
+// maxScore answers a lexical search over terms (rarest first) without
+// reading every posting of its common terms, or returns nil when it cannot
+// prove the answer exact; it is MaxScore (Turtle and Flood 1995) in two
+// passes. BM25 bounds what a term adds to a memory's score by
+// weight·(k1+1), and common terms have the smallest weights. The first
+// pass scores, on all terms, only the memories holding one of the rare
+// terms (splitCommon); its limit-th score θ is a floor for the answer's.
+// A memory holding only terms whose bounds sum to at most θ cannot enter
+// the answer, so if the common terms' bounds sum to at most θ the first
+// pass is the answer; otherwise a second pass scores the memories holding
+// any term outside the largest such set of common terms, which is exact
+// by the same argument, when that set saves enough postings.
+func (s *Memories) maxScore(ctx context.Context, q memory.SearchQuery, stats corpusStats, terms []weightedTerm, limit int) ([]memory.Hit, error) {
+	rare, common := s.splitCommon(terms, limit)
+	if len(common) == 0 {
+		return nil, nil
+	}
+	hits, err := s.bm25(ctx, q, stats, terms, rare, limit)
+	if err != nil || len(hits) < limit {
+		return nil, err
+	}
+	floor := hits[limit-1].Score
+	bound := func(t weightedTerm) float64 { return t.weight * (bm25K1 + 1) }
+	sum := 0.0
+	for _, t := range common {
+		sum += bound(t)
+	}
+	if sum <= floor {
+		s.db.index.pruned.Add(1)
+		return hits, nil
+	}
+	// The non-essential terms: the common terms of the smallest bounds
+	// while their sum stays within the floor.
+	byBound := slices.Clone(common)
+	slices.SortFunc(byBound, func(a, b weightedTerm) int { return cmp.Compare(bound(a), bound(b)) })
+	sum, skipped, skippedPostings, total := 0.0, map[int64]bool{}, 0, 0
+	for _, t := range byBound {
+		if sum+bound(t) > floor {
+			break
+		}
+		sum += bound(t)
+		skipped[t.hash] = true
+		skippedPostings += t.df
+	}
+	for _, t := range terms {
+		total += t.df
+	}
+	if skippedPostings*2 < total {
+		return nil, nil // scoring everything costs about as much
+	}
+	var essential []weightedTerm
+	for _, t := range terms {
+		if !skipped[t.hash] {
+			essential = append(essential, t)
+		}
+	}
+	if hits, err = s.bm25(ctx, q, stats, terms, essential, limit); err != nil {
+		return nil, err
+	}
+	s.db.index.pruned.Add(1)
+	return hits, nil
+}
+
+// weightedTerm is a query term: its hash, its weight (idf times its
+// frequency in the query) and its document frequency.
+type weightedTerm struct {
+	hash   int64
+	weight float64
+	df     int
+}
+
+// pruneAbove is the number of postings (summed document frequencies of the
+// query's terms) above which a lexical search first tries to score only
+// the memories holding its rarer terms (see splitCommon).
+const pruneAbove = 5000
+
+// splitCommon splits terms, rarest first, into the rare ones whose postings
+// select the candidates of a pruned search and the common rest, which only
+// scores those candidates: the common terms are those beyond the shortest
+// prefix that holds 4·limit postings, so that the prefix yields enough
+// candidates for the limit-th to score well. BM25 bounds a term's
+// contribution by weight·(k1+1), and the common terms have the smallest
+// weights, so the bound usually proves the pruned result exact
+// (MaxScore, Turtle and Flood 1995). No split (common empty) when the
+// postings are few or the rare terms would be all of them.
+func (s *Memories) splitCommon(terms []weightedTerm, limit int) (rare, common []weightedTerm) {
+	postings := 0
+	for _, t := range terms {
+		postings += t.df
+	}
+	if postings <= s.db.index.pruneAbove() {
+		return terms, nil
+	}
+	sum := 0
+	for i, t := range terms {
+		sum += t.df
+		if sum >= 4*limit {
+			return terms[:i+1], terms[i+1:]
+		}
+	}
+	return terms, nil
+}
+
+// bm25 scores the memories matching q's filters by BM25 over terms and
+// returns the best limit. With candidates, only the memories holding at
+// least one of the candidate terms are scored (on all terms); without,
+// every memory holding any term is.
+func (s *Memories) bm25(ctx context.Context, q memory.SearchQuery, stats corpusStats, terms, candidates []weightedTerm, limit int) ([]memory.Hit, error) {
+	pg := s.db.dialect == DialectPostgres
+	float, bigint := "?", "?"
+	if pg {
+		// Postgres infers an untyped parameter's type from the other operand
+		// (integer), which would truncate these.
+		float, bigint = "?::float8", "?::bigint"
+	}
+	values := make([]string, len(terms))
+	var args []any
+	for i, t := range terms {
+		values[i] = "(" + bigint + ", " + float + ")"
+		args = append(args, t.hash, t.weight)
+	}
+	args = append(args, bm25K1*(1-bm25B), bm25K1*bm25B/max(stats.avgLen, 1))
+	from := "FROM q JOIN memory_terms t ON t.term_hash = q.h "
+	if candidates != nil {
+		hashes := make([]int64, len(candidates))
+		for i, t := range candidates {
+			hashes[i] = t.hash
+		}
+		// Each candidate's postings are looked up by the primary key
+		// (term_hash, memory_id), term by term; CROSS JOIN keeps SQLite
+		// from reading every term of each candidate instead.
+		from = "FROM (SELECT DISTINCT memory_id FROM memory_terms WHERE term_hash IN ?) c CROSS JOIN q " +
+			"JOIN memory_terms t ON t.term_hash = q.h AND t.memory_id = c.memory_id "
+		args = append(args, hashes)
 	}
 	var c conds
 	s.db.visibleTo(&c, q.Viewer, q.Owner, q.Now, false)
@@ -254,16 +411,14 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 		c.add("m.permission = ?", string(q.Permission))
 	}
 	hasTags(&c, q.Tags)
-	// score = Σ w · tf·(k1+1) / (tf + k1·(1 - b + b·len/avglen))
-	norm := bm25K1 * bm25B / max(stats.avgLen, 1)
+	// score = Σ w · tf·(k1+1) / (tf + k1·(1 - b + b·len/avglen)), the
+	// two parameters appended above
 	sql := "WITH q (h, w) AS (VALUES " + strings.Join(values, ", ") + ") " +
 		"SELECT t.memory_id, sum(q.w * t.tf * " + strconv.FormatFloat(bm25K1+1, 'g', -1, 64) +
-		" / (t.tf + " + float + " + " + float + " * l.doc_len)) AS score " +
-		"FROM q JOIN memory_terms t ON t.term_hash = q.h " +
+		" / (t.tf + " + float + " + " + float + " * l.doc_len)) AS score " + from +
 		"JOIN memory_lexicon l ON l.memory_id = t.memory_id " +
 		"JOIN memories m ON m.id = t.memory_id WHERE " + c.String() +
 		" GROUP BY t.memory_id ORDER BY score DESC, t.memory_id LIMIT ?"
-	args = append(args, bm25K1*(1-bm25B), norm)
 	args = append(args, c.args...)
 	args = append(args, limit)
 	rows, err := s.db.session(ctx).Raw(sql, args...).Rows()
@@ -308,16 +463,19 @@ func (s *Memories) documentFrequencies(ctx context.Context, hashes []int64) (map
 }
 
 // corpusStats returns the number of indexed memories and their average
-// length, counted afresh when the corpus is small or the last count is
-// older than statsTTL.
+// length, counted afresh when the corpus is small, the last count is older
+// than statsTTL, or this process has changed more than statsDrift of it
+// since.
 func (s *Memories) corpusStats(ctx context.Context) (corpusStats, error) {
 	ix := s.db.index
 	ix.statsMu.Lock()
 	cached := ix.stats
 	ix.statsMu.Unlock()
-	if !cached.at.IsZero() && cached.docs >= exactStatsBelow && time.Since(cached.at) < statsTTL {
+	if !cached.at.IsZero() && cached.docs >= exactStatsBelow && time.Since(cached.at) < statsTTL &&
+		float64(ix.changed.Load()) <= statsDrift*cached.docs {
 		return cached, nil
 	}
+	ix.changed.Store(0)
 	var (
 		docs  int64
 		total float64
@@ -465,7 +623,11 @@ func (s *Memories) rank(ctx context.Context, q memory.SearchQuery) ([]memory.Hit
 		if err != nil {
 			return nil, err
 		}
-		return memory.Fuse(q.Limit, vec, lex), nil
+		w := q.VectorWeight
+		if w <= 0 {
+			w = 1
+		}
+		return memory.Fuse(q.Limit, memory.Ranking{Hits: vec, Weight: w}, memory.Ranking{Hits: lex, Weight: 1}), nil
 	}
 	return nil, memory.Invalidf("mode", "unknown mode %q", q.Mode)
 }

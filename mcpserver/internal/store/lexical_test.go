@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"slices"
 	"strings"
@@ -28,6 +29,8 @@ func TestLexical(t *testing.T) {
 		{"Visibility", testLexicalVisibility},
 		{"Hybrid", testHybrid},
 		{"Reindex", testReindex},
+		{"StatsFollowBulkWrites", testLexicalStatsDrift},
+		{"PrunedEqualsFull", testLexicalPruning},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -442,5 +445,137 @@ func testReindex(t *testing.T, f *fixture) {
 	opts.IndexKey = []byte("short")
 	if _, err := Open(f.ctx, opts); err == nil {
 		t.Error("a short index key was accepted")
+	}
+}
+
+// testLexicalStatsDrift checks that BM25's cached corpus statistics are
+// counted afresh as soon as this process has changed more than statsDrift
+// of the corpus, not only when statsTTL has passed: after a bulk import the
+// average length can change severalfold.
+func testLexicalStatsDrift(t *testing.T, f *fixture) {
+	alice := f.user("alice")
+	add := func(n, words int) []uuid.UUID {
+		var ids []uuid.UUID
+		for len(ids) < n {
+			batch := make([]memory.Draft, min(memory.MaxBatch, n-len(ids)))
+			for i := range batch {
+				batch[i] = memory.Draft{Text: strings.TrimSpace(strings.Repeat(fmt.Sprintf("word%d ", len(ids)+i), words))}
+			}
+			ms, err := f.svc.CreateBatch(f.ctx, alice, batch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				ids = append(ids, m.ID)
+			}
+		}
+		return ids
+	}
+	stats := func() corpusStats {
+		t.Helper()
+		st, err := f.mem.corpusStats(f.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	add(exactStatsBelow, 1)
+	if st := stats(); st.docs != exactStatsBelow || st.avgLen != 1 {
+		t.Fatalf("stats %+v, want %d documents of length 1", st, exactStatsBelow)
+	}
+	// Fewer changes than statsDrift of the corpus: the cached count stands.
+	few := add(exactStatsBelow*statsDrift/2, 1)
+	if st := stats(); st.docs != exactStatsBelow {
+		t.Fatalf("stats %+v recounted after %d new memories", st, len(few))
+	}
+	// A bulk import of long memories: counted again at once.
+	add(exactStatsBelow/2, 9)
+	want := float64(exactStatsBelow + len(few) + exactStatsBelow/2)
+	if st := stats(); st.docs != want || math.Abs(st.avgLen-(want+8*exactStatsBelow/2)/want) > 1e-9 {
+		t.Fatalf("stats %+v after a bulk import, want %v documents", st, want)
+	}
+	// Deletes count as changes too: with them, these inserts pass the
+	// drift; without, they would not.
+	if _, err := f.svc.Delete(f.ctx, alice, few); err != nil {
+		t.Fatal(err)
+	}
+	more := int(want*statsDrift) + 1 - len(few)
+	add(more, 1)
+	want += float64(more - len(few))
+	if st := stats(); st.docs != want {
+		t.Fatalf("stats %+v after deletes and inserts, want %v documents", st, want)
+	}
+}
+
+// testLexicalPruning checks that scoring only the memories that hold a
+// query's rarer terms (splitCommon) returns exactly what scoring every
+// posting returns, scores and order included, whenever it is used, and
+// that it is used.
+func testLexicalPruning(t *testing.T, f *fixture) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	vocab := make([]string, 400)
+	for i := range vocab {
+		vocab[i] = fmt.Sprintf("w%dz", i)
+	}
+	zipf := rand.NewZipf(rng, 1.1, 1, uint64(len(vocab)-1))
+	text := func(n int) string {
+		w := make([]string, n)
+		for i := range w {
+			w[i] = vocab[zipf.Uint64()]
+		}
+		return strings.Join(w, " ")
+	}
+	alice, bob := f.user("alice"), f.user("bob")
+	for _, owner := range []uuid.UUID{alice, bob} {
+		for range 2 {
+			batch := make([]memory.Draft, 500)
+			for i := range batch {
+				batch[i] = memory.Draft{Text: text(3 + rng.IntN(15))}
+				if rng.IntN(3) == 0 {
+					batch[i].Permission = string(memory.Public)
+				}
+			}
+			if _, err := f.svc.CreateBatch(f.ctx, owner, batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	ix := f.mem.db.index
+	defer func() { ix.prune = 0 }()
+	search := func(prune int, query string, limit int) []memory.Hit {
+		ix.prune = prune
+		hits, err := f.mem.lexicalHits(f.ctx, memory.SearchQuery{Viewer: alice, Text: query, Limit: limit, Now: f.clock.Now()}, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return hits
+	}
+	before := ix.pruned.Load()
+	for i := range 60 {
+		query := text(2 + i%4)
+		for _, limit := range []int{1, 5, 50} {
+			want := search(math.MaxInt, query, limit)
+			got := search(1, query, limit)
+			if len(got) != len(want) {
+				t.Fatalf("%q limit %d: %d hits pruned, %d in full", query, limit, len(got), len(want))
+			}
+			// Scores are sums in another order, so equal scores can
+			// differ in the last bit and swap places: a hit is right if
+			// its full score is the one expected at its place.
+			full := map[uuid.UUID]float64{}
+			for _, h := range search(math.MaxInt, query, limit+20) {
+				full[h.ID] = h.Score
+			}
+			for j := range want {
+				fs, ok := full[got[j].ID]
+				if !ok || math.Abs(fs-want[j].Score) > 1e-9 || math.Abs(got[j].Score-want[j].Score) > 1e-9 {
+					t.Fatalf("%q limit %d: hit %d is %v pruned, %v in full", query, limit, j, got[j], want[j])
+				}
+			}
+		}
+	}
+	t.Logf("pruned scoring answered %d of 180 searches", ix.pruned.Load()-before)
+	if n := ix.pruned.Load() - before; n < 20 {
+		t.Fatalf("pruned scoring answered %d of 180 searches; the test does not exercise it", n)
 	}
 }

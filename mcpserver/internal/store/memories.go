@@ -357,6 +357,9 @@ func (s *Memories) Delete(ctx context.Context, owner uuid.UUID, ids []uuid.UUID)
 	if err != nil {
 		return 0, err
 	}
+	if s.db.index != nil {
+		s.db.index.changed.Add(int64(len(uniq)))
+	}
 	return len(uniq), nil
 }
 

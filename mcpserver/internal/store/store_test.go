@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +76,9 @@ func testMigrations(t *testing.T, f *fixture) {
 	}
 	if err := f.db.EnsureVectorIndex(f.ctx, f.emb.dim); err != nil {
 		t.Fatalf("second EnsureVectorIndex: %v", err)
+	}
+	if f.db.Dialect() == DialectPostgres {
+		testVectorIndexParameters(t, f)
 	}
 	if err := f.db.Ping(f.ctx); err != nil {
 		t.Fatal(err)
@@ -700,6 +705,12 @@ func testHNSW(t *testing.T, f *fixture) {
 	var plan []string
 	d := fmt.Sprint(f.emb.dim)
 	err = f.db.tx(f.ctx, func(tx *gorm.DB) error {
+		// At a few thousand rows the planner rightly prefers a sequential
+		// scan (an m 32 graph costs more to enter); what matters here is
+		// that the query's expression matches the partial index.
+		if err := tx.Exec("SET LOCAL enable_seqscan = off").Error; err != nil {
+			return err
+		}
 		return tx.Raw("EXPLAIN SELECT e.memory_id FROM memory_embeddings e WHERE e.dim = "+d+
 			" ORDER BY (e.embedding::vector("+d+")) <=> ?::vector("+d+") LIMIT 10", pgVector(vecs[0].Values)).Scan(&plan).Error
 	})
@@ -1310,5 +1321,50 @@ func testNoPlaintext(t *testing.T, f *fixture) {
 	}
 	if !strings.Contains(rows, "gAAAAA") || !strings.Contains(tags, tag) {
 		t.Error("the raw rows hold neither Fernet tokens nor the tag; the check is blind")
+	}
+}
+
+// testVectorIndexParameters checks that the HNSW index is built with the
+// graph parameters search recall depends on, and that an index an earlier
+// version built with pgvector's defaults is kept, with a warning that
+// names the statements rebuilding it.
+func testVectorIndexParameters(t *testing.T, f *fixture) {
+	name := "memory_embeddings_hnsw_" + strconv.Itoa(f.emb.dim)
+	reloptions := func() string {
+		var opts string
+		if err := f.db.gorm.Raw("SELECT array_to_string(coalesce(reloptions, '{}'), ',') FROM pg_class WHERE relname = ?", name).Row().Scan(&opts); err != nil {
+			t.Fatal(err)
+		}
+		return opts
+	}
+	if got, want := reloptions(), "m=32,ef_construction=128"; got != want {
+		t.Fatalf("index options %q, want %q", got, want)
+	}
+
+	d := strconv.Itoa(f.emb.dim)
+	for _, stmt := range []string{"DROP INDEX " + name,
+		"CREATE INDEX " + name + " ON memory_embeddings USING hnsw ((embedding::vector(" + d + ")) vector_cosine_ops) WHERE dim = " + d} {
+		if err := f.db.gorm.Exec(stmt).Error; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	opts := f.opts
+	opts.Sealer = f.sealer
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	db, err := Open(f.ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.EnsureVectorIndex(f.ctx, f.emb.dim); err != nil {
+		t.Fatal(err)
+	}
+	if got := reloptions(); got != "" {
+		t.Fatalf("the old index was replaced (options %q); it should be kept", got)
+	}
+	want := "ALTER INDEX " + name + " SET (m=32, ef_construction=128); REINDEX INDEX CONCURRENTLY " + name
+	if !strings.Contains(logs.String(), "vector index built with other parameters") || !strings.Contains(logs.String(), want) {
+		t.Fatalf("no warning naming %q in the log:\n%s", want, logs.String())
 	}
 }
