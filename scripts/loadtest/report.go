@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -257,15 +259,29 @@ func verify(ctx context.Context, clients []*client) *Verification {
 	return v
 }
 
-// listAll pages through the caller's own memories with get_memories.
+// listAll pages through the caller's own memories with get_memories. The
+// load may have spent the token's rate-limit allowance, so a page refused
+// with 429 is asked again after a pause (the limiter refills at its rate).
 func listAll(ctx context.Context, cs *sdk.ClientSession) (map[string]string, error) {
 	out := map[string]string{}
 	cursor := ""
+	limited := 0
 	for page := 0; page < 10_000; page++ {
-		ctx, cancel := context.WithTimeout(ctx, time.Minute)
-		res, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: shared.ToolGetMemories,
+		var status atomic.Int32
+		cctx, cancel := context.WithTimeout(context.WithValue(ctx, statusKey{}, &status), time.Minute)
+		res, err := cs.CallTool(cctx, &sdk.CallToolParams{Name: shared.ToolGetMemories,
 			Arguments: shared.GetMemoriesArgs{Limit: 500, Cursor: cursor}})
 		cancel()
+		if status.Load() == http.StatusTooManyRequests && limited < 30 {
+			limited++
+			page--
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -82,7 +82,8 @@ type DB struct {
 	dialect  string
 	sealer   Sealer
 	log      *slog.Logger
-	searchIx *searchIndex // SQLite only
+	searchIx *searchIndex  // SQLite only
+	lexIx    *lexicalIndex // SQLite with an index key only
 	efSearch int
 	index    *blindIndex // nil: no lexical index
 
@@ -169,6 +170,10 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if ef <= 0 {
 		ef = 400
 	}
+	var lexIx *lexicalIndex
+	if dialect == DialectSQLite && index != nil {
+		lexIx = newLexicalIndex()
+	}
 	return &DB{
 		gorm:     g,
 		sql:      sqlDB,
@@ -176,6 +181,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		sealer:   opts.Sealer,
 		log:      log,
 		searchIx: newSearchIndex(cacheBytes),
+		lexIx:    lexIx,
 		efSearch: ef,
 		index:    index,
 	}, nil

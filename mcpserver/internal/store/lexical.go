@@ -76,7 +76,9 @@ type blindIndex struct {
 	// changed counts the memories whose index rows this process wrote or
 	// deleted since stats were counted.
 	changed atomic.Int64
-	// prune overrides pruneAbove in tests; 0 means pruneAbove.
+	// prune overrides pruneAbove in tests; 0 means pruneAbove. Set, it
+	// also makes SQLite score in SQL (pruning exists only there), so tests
+	// compare that with the in-memory index (lexical_memory.go).
 	prune int
 	// pruned counts the searches a pruned scoring answered.
 	pruned atomic.Int64
@@ -237,6 +239,10 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 	query := ix.analyze(q.Text)
 	if len(query.hashes) == 0 {
 		return nil, nil
+	}
+	// SQLite scores in memory, but for tags, which its index does not hold.
+	if s.db.lexIx != nil && ix.prune == 0 && len(q.Tags) == 0 {
+		return s.db.lexIx.search(ctx, s, q, query, limit)
 	}
 	stats, err := s.corpusStats(ctx)
 	if err != nil {
