@@ -35,6 +35,15 @@ func (f *flakyEmbedder) Embed(ctx context.Context, texts []string) ([][]float32,
 	return f.Hash.Embed(ctx, texts)
 }
 
+// EmbedQuery fails like Embed: the service embeds search queries with it.
+func (f *flakyEmbedder) EmbedQuery(ctx context.Context, text string, weight func(string) float64) ([]float32, error) {
+	if f.down.Load() {
+		f.fails.Add(1)
+		return nil, errors.New("embedding provider: HTTP 503 after 3 retries")
+	}
+	return f.Hash.EmbedQuery(ctx, text, weight)
+}
+
 type fixture struct {
 	svc   *memory.Service
 	emb   *flakyEmbedder

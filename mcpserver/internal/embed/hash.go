@@ -106,6 +106,23 @@ func (h *Hash) Name() string {
 // memory.TieBreakWeight).
 func (h *Hash) Lexical() bool { return true }
 
+// EmbedQuery embeds a search query as Embed does, except that each word's
+// features are scaled by weight(its stem): a caller that knows how rare
+// each word is in the searched memories (BM25's idf) gives the vector the
+// corpus statistics a hashing embedder lacks, so a rare word of the query
+// counts for more than a common one. Stored vectors stay unweighted, so
+// the weights can change with the corpus without re-embedding anything.
+func (h *Hash) EmbedQuery(ctx context.Context, text string, weight func(stem string) float64) ([]float32, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("embed: hash: %w", err)
+	}
+	v := make([]float32, h.Dim())
+	s := h.getScratch()
+	defer h.putScratch(s)
+	s.embed(v, text, weight)
+	return v, nil
+}
+
 // Embed returns one unit-length vector per text (the zero vector for a text
 // without letters or digits), in the order of texts. The vectors share one
 // backing array but have capped capacity, so appending to one cannot
@@ -127,7 +144,7 @@ func (h *Hash) Embed(ctx context.Context, texts []string) ([][]float32, error) {
 			}
 		}
 		v := backing[i*dim : (i+1)*dim : (i+1)*dim]
-		s.embed(v, t)
+		s.embed(v, t, nil)
 		out[i] = v
 	}
 	return out, nil
@@ -159,13 +176,15 @@ type hashScratch struct {
 	stems   []byte       // stems of kept tokens, back to back
 	stemSp  []span       // stems in stems, parallel to kept
 	runeOff []int        // rune offsets of the current word
+	triEnd  []int        // end of each kept word's trigrams in tri
 	uni     []uint64     // feature hashes per family
 	bi      []uint64
 	tri     []uint64
 }
 
-// embed writes the embedding of text into v (len(v) == dimension).
-func (s *hashScratch) embed(v []float32, text string) {
+// embed writes the embedding of text into v (len(v) == dimension); with a
+// weight, each word's features are scaled by it (see EmbedQuery).
+func (s *hashScratch) embed(v []float32, text string, weight func(stem string) float64) {
 	clear(v)
 	s.words, s.spans = s.tok.Tokenize(text)
 	if len(s.spans) == 0 {
@@ -186,11 +205,12 @@ func (s *hashScratch) embed(v []float32, text string) {
 	}
 
 	s.uni, s.bi, s.tri = s.uni[:0], s.bi[:0], s.tri[:0]
-	s.stems, s.stemSp = s.stems[:0], s.stemSp[:0]
+	s.stems, s.stemSp, s.triEnd = s.stems[:0], s.stemSp[:0], s.triEnd[:0]
 	for _, ti := range s.kept {
 		sp := s.spans[ti]
 		word := s.words[sp.Start:sp.End]
 		s.trigrams(word)
+		s.triEnd = append(s.triEnd, len(s.tri))
 
 		start := len(s.stems)
 		s.stems = append(s.stems, word...)
@@ -208,10 +228,44 @@ func (s *hashScratch) embed(v []float32, text string) {
 		s.bi = append(s.bi, mix(f))
 	}
 
+	if weight != nil {
+		s.accumulateWeighted(v, weight)
+		normalize(v)
+		return
+	}
 	accumulate(v, s.uni, unigramWeight)
 	accumulate(v, s.bi, bigramWeight)
 	accumulate(v, s.tri, trigramWeight)
 	normalize(v)
+}
+
+// accumulateWeighted adds the features of the words embed extracted, each
+// word's features scaled by weight(its stem): its unigram and character
+// trigrams by its weight, a bigram by the geometric mean of its two words'.
+// Repeated features add up linearly (queries rarely repeat a word).
+func (s *hashScratch) accumulateWeighted(v []float32, weight func(stem string) float64) {
+	ws := make([]float64, len(s.stemSp))
+	for i, sp := range s.stemSp {
+		ws[i] = max(weight(string(s.stems[sp.start:sp.end])), 0)
+	}
+	add := func(f uint64, w float64) {
+		x := float32(w)
+		if f>>63 != 0 {
+			x = -x
+		}
+		v[f%uint64(len(v))] += x
+	}
+	triStart := 0
+	for i, w := range ws {
+		add(s.uni[i], unigramWeight*w)
+		for _, f := range s.tri[triStart:s.triEnd[i]] {
+			add(f, trigramWeight*w)
+		}
+		triStart = s.triEnd[i]
+		if i > 0 {
+			add(s.bi[i-1], bigramWeight*math.Sqrt(ws[i-1]*w))
+		}
+	}
 }
 
 // trigrams appends the hashes of the character trigrams of word, framed by

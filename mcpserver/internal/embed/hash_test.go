@@ -340,3 +340,53 @@ func FuzzHashEmbed(f *testing.F) {
 		}
 	})
 }
+
+// TestEmbedQueryWeights checks that EmbedQuery scales each word's features
+// by its weight: a word of weight 0 is as if absent, a heavier word pulls
+// the query towards the texts that hold it, and equal weights embed as
+// Embed does up to rounding.
+func TestEmbedQueryWeights(t *testing.T) {
+	ctx := context.Background()
+	h := NewHash(0)
+	emb := func(text string) []float32 {
+		v, err := h.Embed(ctx, []string{text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v[0]
+	}
+	query := func(text string, w map[string]float64) []float32 {
+		v, err := h.EmbedQuery(ctx, text, func(term string) float64 { return w[term] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cos := func(a, b []float32) float64 {
+		var d float64
+		for i := range a {
+			d += float64(a[i]) * float64(b[i])
+		}
+		return d
+	}
+	if c := cos(query("violin lessons", map[string]float64{"violin": 2, "lesson": 0}), emb("violin")); c < 0.9999 {
+		t.Errorf("a word of weight 0 still counts: cosine with the other word alone %.6f", c)
+	}
+	if c := cos(query("violin lessons", map[string]float64{"violin": 1, "lesson": 1}), emb("violin lessons")); c < 0.9999 {
+		t.Errorf("equal weights: cosine with Embed %.6f", c)
+	}
+	even := query("violin lessons", map[string]float64{"violin": 1, "lesson": 1})
+	rare := query("violin lessons", map[string]float64{"violin": 5, "lesson": 1})
+	if cos(rare, emb("my violin")) <= cos(even, emb("my violin")) || cos(rare, emb("my lessons")) >= cos(even, emb("my lessons")) {
+		t.Error("weighing violin up does not move the query towards the text with violin and away from the other")
+	}
+	if _, err := h.EmbedQuery(canceled(), "violin", func(string) float64 { return 1 }); err == nil {
+		t.Error("EmbedQuery ignores a canceled context")
+	}
+}
+
+func canceled() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}

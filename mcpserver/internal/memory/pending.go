@@ -71,12 +71,18 @@ func (s *Service) embedForWrite(ctx context.Context, texts []string) ([]Vector, 
 // left before ctx's deadline, so that the caller can still do its own work
 // (store a write, or search lexically) when the embedder is slow to fail.
 func (s *Service) embedWithin(ctx context.Context, texts []string) ([]Vector, error) {
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, time.Until(d)/2)
-		defer cancel()
-	}
+	ctx, cancel := halfDeadline(ctx)
+	defer cancel()
 	return s.embed(ctx, texts)
+}
+
+// halfDeadline returns ctx with a deadline at half the time left before
+// ctx's, if it has one.
+func halfDeadline(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithTimeout(ctx, time.Until(d)/2)
+	}
+	return context.WithCancel(ctx)
 }
 
 // ErrNoVectorStore means the service's store cannot list memories without

@@ -479,16 +479,18 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 	}
 	switch mode {
 	case ModeVector:
-		vecs, err := s.embed(ctx, []string{r.Query})
+		v, err := s.queryVector(ctx, r.Query)
 		if err != nil {
 			return nil, err
 		}
-		q.Vector = vecs[0]
+		q.Vector = v
 	case ModeHybrid:
-		vecs, err := s.embedWithin(ctx, []string{r.Query})
+		ectx, cancel := halfDeadline(ctx)
+		v, err := s.queryVector(ectx, r.Query)
+		cancel()
 		switch {
 		case err == nil:
-			q.Vector = vecs[0]
+			q.Vector = v
 			q.VectorWeight = s.vectorWeight()
 		case ctx.Err() == nil:
 			// The embedding provider is down or slow: answer from the
@@ -499,6 +501,38 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 		}
 	}
 	return s.store.Search(ctx, q)
+}
+
+// queryVector embeds a search query. An embedder that can weigh the
+// query's words (embed.Hash, whose vectors are hashed words without corpus
+// statistics) gets each word's idf over the searched memories from a store
+// that counts them (the blind index), so rare words count for more, as in
+// BM25; any other embedder embeds the query as it embeds memories.
+func (s *Service) queryVector(ctx context.Context, text string) (Vector, error) {
+	type weighing interface {
+		EmbedQuery(ctx context.Context, text string, weight func(term string) float64) ([]float32, error)
+	}
+	type weights interface {
+		TermWeights(ctx context.Context, text string) (func(term string) float64, error)
+	}
+	qe, ok1 := s.embedder.(weighing)
+	tw, ok2 := s.store.(weights)
+	if !ok1 || !ok2 {
+		vecs, err := s.embed(ctx, []string{text})
+		if err != nil {
+			return Vector{}, err
+		}
+		return vecs[0], nil
+	}
+	weight, err := tw.TermWeights(ctx, text)
+	if err != nil {
+		return Vector{}, err
+	}
+	v, err := qe.EmbedQuery(ctx, text, weight)
+	if err != nil {
+		return Vector{}, fmt.Errorf("%w: embedding provider: %w", ErrUnavailable, err)
+	}
+	return Vector{Embedder: s.embedder.Name(), Values: v}, nil
 }
 
 // vectorWeight is the weight of the vector ranking in a hybrid search: 1,

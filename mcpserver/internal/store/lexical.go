@@ -339,6 +339,63 @@ func (s *Memories) maxScore(ctx context.Context, q memory.SearchQuery, stats cor
 	return hits, nil
 }
 
+// TermWeights returns BM25's idf of each term of text over the whole blind
+// index, as a function of the term (a stem, as the hashing embedder's
+// words are), for weighing a query's words (memory.Service.queryVector).
+// A term the text does not have weighs 1, as does every term without an
+// index key.
+func (s *Memories) TermWeights(ctx context.Context, text string) (func(term string) float64, error) {
+	one := func(string) float64 { return 1 }
+	ix := s.db.index
+	if ix == nil {
+		return one, nil
+	}
+	a := ix.pool.Get().(*analyzer)
+	ts := slices.Compact(slices.Sorted(slices.Values(a.tok.Terms(text))))
+	hashes := make([]int64, len(ts))
+	for i, t := range ts {
+		a.mac.Reset()
+		a.mac.Write([]byte(t))
+		a.sum = a.mac.Sum(a.sum[:0])
+		hashes[i] = int64(binary.BigEndian.Uint64(a.sum[:8])) // #nosec G115 -- the hash's 64 bits are reinterpreted as a signed integer on purpose, as in analyze
+	}
+	if a.tok.Cap() <= maxPooledText {
+		ix.pool.Put(a)
+	}
+	if len(ts) == 0 {
+		return one, nil
+	}
+	var (
+		docs float64
+		df   map[int64]int
+		err  error
+	)
+	if s.db.lexIx != nil {
+		docs, df, err = s.db.lexIx.frequencies(ctx, s, hashes)
+	} else {
+		var stats corpusStats
+		if stats, err = s.corpusStats(ctx); err == nil {
+			docs = stats.docs
+			df, err = s.documentFrequencies(ctx, hashes)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	idf := make(map[string]float64, len(ts))
+	for i, t := range ts {
+		n := float64(df[hashes[i]])
+		docs := max(docs, n)
+		idf[t] = math.Log(1 + (docs-n+0.5)/(n+0.5))
+	}
+	return func(t string) float64 {
+		if w, ok := idf[t]; ok {
+			return w
+		}
+		return 1
+	}, nil
+}
+
 // weightedTerm is a query term: its hash, its weight (idf times its
 // frequency in the query) and its document frequency.
 type weightedTerm struct {

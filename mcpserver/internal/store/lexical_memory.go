@@ -228,6 +228,23 @@ func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.Search
 	return top.sorted(), nil
 }
 
+// frequencies returns BM25's N and the document frequency of each hash,
+// exact, as documentFrequencies and corpusStats count them in SQL.
+func (lx *lexicalIndex) frequencies(ctx context.Context, s *Memories, hashes []int64) (float64, map[int64]int, error) {
+	if err := lx.refresh(ctx, s); err != nil {
+		return 0, nil, fmt.Errorf("lexical search: %w", err)
+	}
+	lx.mu.RLock()
+	defer lx.mu.RUnlock()
+	df := make(map[int64]int, len(hashes))
+	for _, h := range hashes {
+		if t, ok := lx.terms[h]; ok {
+			df[h] = lx.liveCount(lx.lists[t])
+		}
+	}
+	return float64(lx.docs), df, nil
+}
+
 // liveCount is the number of live postings in list: its length unless
 // there are tombstones.
 func (lx *lexicalIndex) liveCount(list []posting) int {

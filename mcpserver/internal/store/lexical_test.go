@@ -31,6 +31,7 @@ func TestLexical(t *testing.T) {
 		{"Reindex", testReindex},
 		{"StatsFollowBulkWrites", testLexicalStatsDrift},
 		{"PrunedEqualsFull", testLexicalPruning},
+		{"TermWeights", testTermWeights},
 	}
 	for _, b := range backends() {
 		t.Run(b.name, func(t *testing.T) {
@@ -577,5 +578,33 @@ func testLexicalPruning(t *testing.T, f *fixture) {
 	t.Logf("pruned scoring answered %d of 180 searches", ix.pruned.Load()-before)
 	if n := ix.pruned.Load() - before; n < 20 {
 		t.Fatalf("pruned scoring answered %d of 180 searches; the test does not exercise it", n)
+	}
+}
+
+// testTermWeights checks the idf weights the hashing embedder's queries
+// get: a word in fewer memories weighs more, a word in none most, and a
+// word the text does not hold 1.
+func testTermWeights(t *testing.T, f *fixture) {
+	alice := f.user("alice")
+	drafts := []memory.Draft{{Text: "violin music"}}
+	for i := range 20 {
+		drafts = append(drafts, memory.Draft{Text: fmt.Sprintf("music night %d", i)})
+	}
+	if _, err := f.svc.CreateBatch(f.ctx, alice, drafts); err != nil {
+		t.Fatal(err)
+	}
+	w, err := f.mem.TermWeights(f.ctx, "Violin music concerto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	violin, music, concerto := w("violin"), w("music"), w("concerto")
+	if !(concerto > violin && violin > music && music > 0) {
+		t.Errorf("weights concerto %v, violin %v, music %v: want concerto > violin > music > 0", concerto, violin, music)
+	}
+	if want := math.Log(1 + (21-1+0.5)/(1+0.5)); math.Abs(violin-want) > 1e-12 {
+		t.Errorf("violin weighs %v, want BM25's idf %v", violin, want)
+	}
+	if got := w("cello"); got != 1 {
+		t.Errorf("a word not in the text weighs %v, want 1", got)
 	}
 }
