@@ -97,6 +97,14 @@ type analyzer struct {
 	sum []byte
 }
 
+// hash is a term's entry in the index: the first 8 bytes of its HMAC.
+func (a *analyzer) hash(term string) int64 {
+	a.mac.Reset()
+	a.mac.Write([]byte(term))
+	a.sum = a.mac.Sum(a.sum[:0])
+	return int64(binary.BigEndian.Uint64(a.sum[:8])) // #nosec G115 -- the hash's 64 bits are reinterpreted as a signed integer on purpose
+}
+
 // corpusStats are the collection-wide numbers of BM25.
 type corpusStats struct {
 	at     time.Time
@@ -143,10 +151,7 @@ func (b *blindIndex) analyze(text string) docTerms {
 	}
 	entries := make([]entry, 0, len(counts))
 	for t, n := range counts {
-		a.mac.Reset()
-		a.mac.Write([]byte(t))
-		a.sum = a.mac.Sum(a.sum[:0])
-		entries = append(entries, entry{h: int64(binary.BigEndian.Uint64(a.sum[:8])), tf: n}) // #nosec G115 -- the hash's 64 bits are reinterpreted as a signed integer on purpose
+		entries = append(entries, entry{h: a.hash(t), tf: n})
 	}
 	slices.SortFunc(entries, func(x, y entry) int {
 		switch {
@@ -354,10 +359,7 @@ func (s *Memories) TermWeights(ctx context.Context, text string) (func(term stri
 	ts := slices.Compact(slices.Sorted(slices.Values(a.tok.Terms(text))))
 	hashes := make([]int64, len(ts))
 	for i, t := range ts {
-		a.mac.Reset()
-		a.mac.Write([]byte(t))
-		a.sum = a.mac.Sum(a.sum[:0])
-		hashes[i] = int64(binary.BigEndian.Uint64(a.sum[:8])) // #nosec G115 -- the hash's 64 bits are reinterpreted as a signed integer on purpose, as in analyze
+		hashes[i] = a.hash(t)
 	}
 	if a.tok.Cap() <= maxPooledText {
 		ix.pool.Put(a)
