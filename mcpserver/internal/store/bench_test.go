@@ -253,7 +253,7 @@ func benchSearch(b *testing.B, dialect string, sizes []int) {
 				}
 				baseline = func(i int) {
 					q := queries[i%len(queries)]
-					top := topK{k: 10}
+					top := newTopK(10)
 					for _, v := range slab {
 						top.push(dot(q, v), "")
 					}

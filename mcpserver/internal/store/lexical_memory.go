@@ -218,7 +218,7 @@ func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.Search
 			*acc += t.weight * tf * (bm25K1 + 1) / (tf + c1 + c2*float64(h.docLen))
 		}
 	}
-	top := lexTop{k: limit}
+	top := newLexTop(limit)
 	for _, i := range sc.touched {
 		// Most rank below the worst kept: rejected before their id is read.
 		if score := sc.score[i]; score > 0 && (len(top.heap) < limit || score >= top.heap[0].Score) {
@@ -327,14 +327,13 @@ func (lx *lexicalIndex) putScratch(sc *lexScratch) {
 	lx.scratch.Put(sc)
 }
 
-// lexTop keeps the k best (score, id) seen, as a min-heap whose root is
-// the worst kept: by score, then by id descending, so the answer is
-// ordered as the SQL path orders it (score DESC, memory_id). Ids are
-// canonical lower-case text in SQLite, which sorts as their bytes do.
-type lexTop struct {
-	k    int
-	heap []memory.Hit
-}
+// lexTop keeps the k best (score, id) seen, ranked by lexWorse: by score,
+// then by id ascending, so the answer is ordered as the SQL path orders it
+// (score DESC, memory_id). Ids are canonical lower-case text in SQLite,
+// which sorts as their bytes do.
+type lexTop struct{ bestK[memory.Hit] }
+
+func newLexTop(k int) *lexTop { return &lexTop{bestK[memory.Hit]{k: k, worse: lexWorse}} }
 
 // lexWorse reports whether a ranks below b.
 func lexWorse(a, b memory.Hit) bool {
@@ -346,53 +345,7 @@ func lexWorse(a, b memory.Hit) bool {
 
 // push offers a hit: kept if the heap is not full or it ranks above the
 // worst kept, which it then replaces.
-func (t *lexTop) push(score float64, id uuid.UUID) {
-	h := memory.Hit{ID: id, Score: score}
-	if len(t.heap) < t.k {
-		t.heap = append(t.heap, h)
-		for i := len(t.heap) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !lexWorse(t.heap[i], t.heap[p]) {
-				break
-			}
-			t.heap[i], t.heap[p] = t.heap[p], t.heap[i]
-			i = p
-		}
-		return
-	}
-	if !lexWorse(t.heap[0], h) {
-		return
-	}
-	t.heap[0] = h
-	for i, n := 0, len(t.heap); ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && lexWorse(t.heap[l], t.heap[m]) {
-			m = l
-		}
-		if r < n && lexWorse(t.heap[r], t.heap[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		t.heap[i], t.heap[m] = t.heap[m], t.heap[i]
-		i = m
-	}
-}
-
-// sorted returns the kept hits best first.
-func (t *lexTop) sorted() []memory.Hit {
-	slices.SortFunc(t.heap, func(a, b memory.Hit) int {
-		switch {
-		case lexWorse(b, a):
-			return -1
-		case lexWorse(a, b):
-			return 1
-		}
-		return 0
-	})
-	return t.heap
-}
+func (t *lexTop) push(score float64, id uuid.UUID) { t.bestK.push(memory.Hit{ID: id, Score: score}) }
 
 // refresh brings the index up to the database: a full load the first time
 // or after a gap in the log, otherwise a replay of the log past the

@@ -180,9 +180,9 @@ func (db *DB) pgvectorIterative(ctx context.Context) (bool, error) {
 // hold are read from SQL.
 func (s *Memories) searchExact(ctx context.Context, q memory.SearchQuery) ([]hit, error) {
 	query := normalised(q.Vector.Values)
-	top := topK{k: q.Limit}
+	top := newTopK(q.Limit)
 	ix := s.db.searchIx
-	missing, ok, err := ix.scan(ctx, s, q, query, &top)
+	missing, ok, err := ix.scan(ctx, s, q, query, top)
 	if err != nil {
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
@@ -191,7 +191,7 @@ func (s *Memories) searchExact(ctx context.Context, q memory.SearchQuery) ([]hit
 		if err != nil {
 			return nil, err
 		}
-		if missing, err = ix.scanCandidates(ctx, s, cands, query, q.Vector.Embedder, &top); err != nil {
+		if missing, err = ix.scanCandidates(ctx, s, cands, query, q.Vector.Embedder, top); err != nil {
 			return nil, fmt.Errorf("vector search: %w", err)
 		}
 	}
@@ -363,12 +363,11 @@ func dot(a, b []float32) float32 {
 	return (s0 + s1) + (s2 + s3)
 }
 
-// topK keeps the k best scores seen, as a min-heap on (score, id) so the
-// worst kept entry is at the root; ties are broken by id for determinism.
-type topK struct {
-	k    int
-	heap []scored
-}
+// topK keeps the k best scores seen; ties are broken by id for
+// determinism.
+type topK struct{ bestK[scored] }
+
+func newTopK(k int) *topK { return &topK{bestK[scored]{k: k, worse: worse}} }
 
 type scored struct {
 	score float32
@@ -384,52 +383,12 @@ func worse(a, b scored) bool {
 }
 
 func (t *topK) push(score float32, id string) {
-	if len(t.heap) < t.k {
-		e := scored{score: score, id: id}
-		t.heap = append(t.heap, e)
-		for i := len(t.heap) - 1; i > 0; {
-			p := (i - 1) / 2
-			if !worse(t.heap[i], t.heap[p]) {
-				break
-			}
-			t.heap[i], t.heap[p] = t.heap[p], t.heap[i]
-			i = p
+	// Most candidates rank below the worst kept one: reject them with an
+	// inline comparison before building an entry.
+	if t.full() {
+		if root := t.heap[0]; !(root.score < score || (root.score == score && root.id > id)) {
+			return
 		}
-		return
 	}
-	// Most candidates rank below the worst kept one: reject them before
-	// building an entry.
-	if root := t.heap[0]; !(root.score < score || (root.score == score && root.id > id)) {
-		return
-	}
-	t.heap[0] = scored{score: score, id: id}
-	for i, n := 0, len(t.heap); ; {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && worse(t.heap[l], t.heap[m]) {
-			m = l
-		}
-		if r < n && worse(t.heap[r], t.heap[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		t.heap[i], t.heap[m] = t.heap[m], t.heap[i]
-		i = m
-	}
-}
-
-// sorted returns the kept entries best first.
-func (t *topK) sorted() []scored {
-	out := slices.Clone(t.heap)
-	slices.SortFunc(out, func(a, b scored) int {
-		switch {
-		case worse(b, a):
-			return -1
-		case worse(a, b):
-			return 1
-		}
-		return 0
-	})
-	return out
+	t.bestK.push(scored{score: score, id: id})
 }
