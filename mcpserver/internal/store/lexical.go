@@ -263,11 +263,7 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 		if n == 0 {
 			continue
 		}
-		// The BM25 idf of Lucene, never negative: log(1 + (N-n+0.5)/(n+0.5)).
-		// N can lag behind (statsTTL), so n is capped by it.
-		docs := max(stats.docs, float64(n))
-		idf := math.Log(1 + (docs-float64(n)+0.5)/(float64(n)+0.5))
-		ts = append(ts, weightedTerm{hash: h, weight: idf * float64(query.tfs[i]), df: n})
+		ts = append(ts, weightedTerm{hash: h, weight: bm25IDF(stats.docs, n) * float64(query.tfs[i]), df: n})
 	}
 	if len(ts) == 0 {
 		return nil, nil
@@ -386,9 +382,7 @@ func (s *Memories) TermWeights(ctx context.Context, text string) (func(term stri
 	}
 	idf := make(map[string]float64, len(ts))
 	for i, t := range ts {
-		n := float64(df[hashes[i]])
-		docs := max(docs, n)
-		idf[t] = math.Log(1 + (docs-n+0.5)/(n+0.5))
+		idf[t] = bm25IDF(docs, df[hashes[i]])
 	}
 	return func(t string) float64 {
 		if w, ok := idf[t]; ok {
@@ -396,6 +390,15 @@ func (s *Memories) TermWeights(ctx context.Context, text string) (func(term stri
 		}
 		return 1
 	}, nil
+}
+
+// bm25IDF is the BM25 idf of Lucene, never negative, of a term in n of
+// docs memories: log(1 + (N-n+0.5)/(n+0.5)). N can lag behind n (the SQL
+// path's statistics are up to statsTTL old), so it is at least n.
+func bm25IDF(docs float64, n int) float64 {
+	df := float64(n)
+	docs = max(docs, df)
+	return math.Log(1 + (docs-df+0.5)/(df+0.5))
 }
 
 // weightedTerm is a query term: its hash, its weight (idf times its

@@ -184,9 +184,7 @@ func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.Search
 			continue
 		}
 		// The idf of bm25's caller (lexicalHits), with exact N and n.
-		df := float64(n)
-		idf := math.Log(1 + (max(docs, df)-df+0.5)/(df+0.5))
-		ts = append(ts, term{list: list, weight: idf * float64(query.tfs[i])})
+		ts = append(ts, term{list: list, weight: bm25IDF(docs, n) * float64(query.tfs[i])})
 	}
 	if len(ts) == 0 {
 		return nil, nil
