@@ -82,8 +82,8 @@ type DB struct {
 	dialect  string
 	sealer   Sealer
 	log      *slog.Logger
-	searchIx *searchIndex  // SQLite only
-	lexIx    *lexicalIndex // SQLite with an index key only
+	searchIx *searchIndex  // used on SQLite only: Postgres searches vectors with HNSW
+	lexIx    *lexicalIndex // with an index key only
 	efSearch int
 	index    *blindIndex // nil: no lexical index
 
@@ -171,8 +171,8 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		ef = 400
 	}
 	var lexIx *lexicalIndex
-	if dialect == DialectSQLite && index != nil {
-		lexIx = newLexicalIndex()
+	if index != nil {
+		lexIx = newLexicalIndex(dialect)
 	}
 	return &DB{
 		gorm:     g,

@@ -44,6 +44,10 @@
 // sealed by a Sealer before it reaches either database. Vector search is
 // HNSW (cosine, one partial index per dimension, see DB.EnsureVectorIndex)
 // in Postgres and an exact scan in Go over decoded, cached vectors in
-// SQLite. Lexical search is BM25 in SQL over a blind index of keyed term
-// hashes (lexical.go), the same in both.
+// SQLite. Lexical search is BM25 over a blind index of keyed term hashes
+// (lexical.go), the same in both, scored in Go over an in-memory copy of
+// the index (lexical_memory.go). The in-memory indexes follow the database
+// through a log of changed memories that triggers write; how a reader
+// finds what it has not applied differs, as SQLite has one writer at a
+// time and Postgres many (changes.go).
 package store

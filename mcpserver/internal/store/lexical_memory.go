@@ -16,21 +16,23 @@ import (
 	"picard.dev/mcpserver/internal/memory"
 )
 
-// lexicalIndex holds the blind index of a SQLite database (memory_lexicon
-// and memory_terms) in memory, with the visibility metadata of each indexed
+// lexicalIndex holds the blind index of the database (memory_lexicon and
+// memory_terms) in memory, with the visibility metadata of each indexed
 // memory, so that BM25 is scored in Go: in SQL each posting cost a few
-// microseconds, and a query of common words reads tens of thousands.
+// microseconds, and a query of common words reads tens of thousands. Each
+// process (server replica) holds its own.
 //
-// It is separate from searchIndex, which holds only memories with a vector
-// (a memory whose embedding is pending is still found by its words), and
-// whose vector scan stays as it is. Both are kept coherent the same way:
-// triggers append the id of every memory whose row, shares, vector or
-// lexicon row is written to memory_changes (migrations 00006 and 00007,
-// whoever the writer is), and before each query the index replays the log
-// past its cursor, re-reading those memories in one read transaction (a
-// snapshot), or loads in full on first use and when the log was pruned past
-// its cursor. memory_terms is only ever written together with
-// memory_lexicon (insert, replaceIndex, cascades), so the log covers it.
+// On SQLite it is separate from searchIndex, which holds only memories
+// with a vector (a memory whose embedding is pending is still found by its
+// words), and whose vector scan stays as it is. Both are kept coherent the
+// same way (changes.go): triggers append the id of every memory whose row,
+// shares, vector (SQLite) or lexicon row is written to memory_changes
+// (migrations sqlite/00006 and 00007, postgres/00006; whoever the writer
+// is), and before each query the index replays the log past its position,
+// re-reading those memories in one read transaction (a snapshot), or loads
+// in full on first use and when the log was pruned past its position.
+// memory_terms is only ever written together with memory_lexicon (insert,
+// replaceIndex, cascades), so the log covers it.
 //
 // It returns what the SQL path (bm25) returns: every memory holding a query
 // term and having a memory_lexicon row (under any indexer: the SQL path
@@ -54,22 +56,22 @@ import (
 // an accumulator of 8 bytes per slot from a pool.
 type lexicalIndex struct {
 	// mu is held exclusively to change the index and shared to score.
-	mu        sync.RWMutex
-	loaded    bool
-	cursor    int64 // the last memory_changes.seq applied
-	lastPrune int64
-	slots     []lexSlot
-	hot       []lexHot             // by slot: what scoring reads of every posting's memory
-	owners    map[uuid.UUID]uint32 // owner id → its number in lexHot
-	pos       map[uuid.UUID]uint32 // memory id → its live slot
-	terms     map[int64]uint32     // term hash → its index in lists
-	lists     [][]posting          // postings by term, ascending slot
-	docs      int                  // live slots with a memory_lexicon row: BM25's N
-	sumLen    int64                // their doc_len summed
-	dead      int                  // tombstones since the last compaction
-	// compactions counts the compactions, for the tests.
-	compactions int
-	scratch     sync.Pool // *lexScratch
+	mu     sync.RWMutex
+	loaded bool
+	log    changeCursor
+	slots  []lexSlot
+	hot    []lexHot             // by slot: what scoring reads of every posting's memory
+	owners map[uuid.UUID]uint32 // owner id → its number in lexHot
+	pos    map[uuid.UUID]uint32 // memory id → its live slot
+	terms  map[int64]uint32     // term hash → its index in lists
+	lists  [][]posting          // postings by term, ascending slot
+	docs   int                  // live slots with a memory_lexicon row: BM25's N
+	sumLen int64                // their doc_len summed
+	dead   int                  // tombstones since the last compaction
+	// compactions, loads and replayed count the compactions, the full
+	// loads and the memories re-read by replays, for the tests.
+	compactions, loads, replayed int
+	scratch                      sync.Pool // *lexScratch
 }
 
 // posting is one memory_terms row: the memory's slot and the term's
@@ -154,9 +156,11 @@ type lexScratch struct {
 // list is then paid for by as many changes.
 const compactMin = 256
 
-// newLexicalIndex returns an empty index, loaded on first use.
-func newLexicalIndex() *lexicalIndex {
-	return &lexicalIndex{pos: map[uuid.UUID]uint32{}, terms: map[int64]uint32{}, owners: map[uuid.UUID]uint32{}}
+// newLexicalIndex returns an empty index of a database of dialect, loaded
+// on first use.
+func newLexicalIndex(dialect string) *lexicalIndex {
+	return &lexicalIndex{log: newChangeCursor(dialect),
+		pos: map[uuid.UUID]uint32{}, terms: map[int64]uint32{}, owners: map[uuid.UUID]uint32{}}
 }
 
 // search ranks the memories matching q's filters (q.Tags excepted: the
@@ -327,8 +331,8 @@ func (lx *lexicalIndex) putScratch(sc *lexScratch) {
 
 // lexTop keeps the k best (score, id) seen, ranked by lexWorse: by score,
 // then by id ascending, so the answer is ordered as the SQL path orders it
-// (score DESC, memory_id). Ids are canonical lower-case text in SQLite,
-// which sorts as their bytes do.
+// (score DESC, memory_id). Ids are canonical lower-case text in SQLite
+// and uuid in Postgres, which both sort as their bytes do.
 type lexTop struct{ bestK[memory.Hit] }
 
 func newLexTop(k int) *lexTop { return &lexTop{bestK[memory.Hit]{k: k, worse: lexWorse}} }
@@ -346,10 +350,11 @@ func lexWorse(a, b memory.Hit) bool {
 func (t *lexTop) push(score float64, id uuid.UUID) { t.bestK.push(memory.Hit{ID: id, Score: score}) }
 
 // refresh brings the index up to the database: a full load the first time
-// or after a gap in the log, otherwise a replay of the log past the
-// cursor; each in one read transaction, so what it reads of a memory
-// (metadata, length, terms) is one snapshot. It prunes the log as
-// searchIndex does, for when only lexical searches run.
+// or after a gap in the log, otherwise a replay of the log past its
+// position; each in one read transaction, so what it reads of a memory
+// (metadata, length, terms) and of the log is one snapshot. It prunes the
+// log as searchIndex does, for when only lexical searches run (on
+// Postgres, always: there is no search index).
 func (lx *lexicalIndex) refresh(ctx context.Context, s *Memories) error {
 	lx.mu.Lock()
 	defer lx.mu.Unlock()
@@ -358,7 +363,7 @@ func (lx *lexicalIndex) refresh(ctx context.Context, s *Memories) error {
 			return lx.load(tx)
 		}
 		return lx.replay(tx)
-	}, &sql.TxOptions{ReadOnly: true})
+	}, lx.log.txOptions())
 	if err != nil {
 		// A load or replay cut short leaves the index incomplete.
 		lx.loaded = false
@@ -367,93 +372,54 @@ func (lx *lexicalIndex) refresh(ctx context.Context, s *Memories) error {
 	if lx.dead >= compactMin && lx.dead*4 >= len(lx.slots) {
 		lx.compact()
 	}
-	if lx.cursor-lx.lastPrune >= pruneEvery {
-		lx.lastPrune = lx.cursor
-		if err := s.db.session(ctx).Exec("DELETE FROM memory_changes WHERE seq <= ?", lx.cursor-pruneKeep).Error; err != nil {
+	if lx.log.pruneDue() {
+		if err := lx.log.prune(ctx, s.db, pruneKeep); err != nil {
 			s.db.log.Warn("lexical index: pruning memory_changes failed", "err", err)
 		}
 	}
 	return nil
 }
 
-// replay re-reads the memories logged past the cursor, or loads in full
+// replay re-reads the memories logged past the position, or loads in full
 // when the log was pruned past it or the replay would be long.
 func (lx *lexicalIndex) replay(tx *gorm.DB) error {
-	rows, err := tx.Raw("SELECT seq, memory_id FROM memory_changes WHERE seq >= ? ORDER BY seq LIMIT ?",
-		lx.cursor, replayMax+1).Rows()
+	b, err := lx.log.next(tx)
 	if err != nil {
 		return err
 	}
-	var (
-		first, last int64 = -1, lx.cursor
-		ids         []uuid.UUID
-		n           int
-	)
-	seen := map[uuid.UUID]bool{}
-	for rows.Next() {
-		var (
-			seq int64
-			raw string
-		)
-		if err := rows.Scan(&seq, &raw); err != nil {
-			rows.Close()
-			return err
-		}
-		if first < 0 {
-			first = seq
-		}
-		n++
-		last = seq
-		id, err := uuid.Parse(raw)
-		if err != nil {
-			rows.Close()
-			return fmt.Errorf("memory_changes: memory id %q: %w", raw, err)
-		}
-		if seq > lx.cursor && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
-	// As in searchIndex.sync: the cursor's row must still be there.
-	if (lx.cursor > 0 && first != lx.cursor) || (lx.cursor == 0 && first > 1) || n > replayMax {
+	if b.full {
 		return lx.load(tx)
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	changed := " IN (SELECT memory_id FROM memory_changes WHERE seq > ? AND seq <= ?)"
-	fresh, order, err := readLexEntries(tx, "WHERE m.id"+changed, lx.cursor, last)
-	if err != nil {
-		return err
-	}
-	if err := readLexTerms(tx, "WHERE memory_id"+changed+" ORDER BY memory_id, term_hash", []any{lx.cursor, last},
-		func(h int64, id uuid.UUID, tf uint32) {
-			if i, ok := order[id]; ok {
-				fresh[i].hashes = append(fresh[i].hashes, h)
-				fresh[i].tfs = append(fresh[i].tfs, tf)
-			}
-		}); err != nil {
-		return err
-	}
-	for _, id := range ids {
-		if i, ok := order[id]; ok {
-			lx.put(&fresh[i])
-		} else {
-			lx.drop(id)
+	if len(b.ids) > 0 {
+		fresh, order, err := readLexEntries(tx, "WHERE m.id"+b.in, b.args...)
+		if err != nil {
+			return err
 		}
+		if err := readLexTerms(tx, "WHERE memory_id"+b.in+" ORDER BY memory_id, term_hash", b.args,
+			func(h int64, id uuid.UUID, tf uint32) {
+				if i, ok := order[id]; ok {
+					fresh[i].hashes = append(fresh[i].hashes, h)
+					fresh[i].tfs = append(fresh[i].tfs, tf)
+				}
+			}); err != nil {
+			return err
+		}
+		for _, id := range b.ids {
+			if i, ok := order[id]; ok {
+				lx.put(&fresh[i])
+			} else {
+				lx.drop(id)
+			}
+		}
+		lx.replayed += len(b.ids)
 	}
-	lx.cursor = last
+	lx.log.advance(b)
 	return nil
 }
 
-// load reads the whole index, with the cursor of the same snapshot.
+// load reads the whole index, with the log position of the same snapshot.
 func (lx *lexicalIndex) load(tx *gorm.DB) error {
-	var cursor int64
-	if err := tx.Raw("SELECT coalesce(max(seq), 0) FROM memory_changes").Row().Scan(&cursor); err != nil {
+	if err := lx.log.loaded(tx); err != nil {
 		return err
 	}
 	entries, _, err := readLexEntries(tx, "")
@@ -467,7 +433,8 @@ func (lx *lexicalIndex) load(tx *gorm.DB) error {
 	lx.owners = map[uuid.UUID]uint32{}
 	lx.lists = nil
 	lx.docs, lx.sumLen, lx.dead = 0, 0, 0
-	lx.cursor, lx.lastPrune, lx.loaded = cursor, cursor, true
+	lx.loaded = true
+	lx.loads++
 	// The slots are in id order and the terms come by (term_hash,
 	// memory_id), so each list is built in ascending slot order.
 	for i := range entries {
@@ -490,7 +457,7 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 		and = " AND "
 	}
 	rows, err := tx.Raw("SELECT m.id, m.owner_id, m.permission, m.expires_at, "+
-		"CASE WHEN m.permission = 'shared' THEN (SELECT group_concat(s.user_id) FROM memory_shares s WHERE s.memory_id = m.id) END, "+
+		"CASE WHEN m.permission = 'shared' THEN (SELECT "+idList(tx.Dialector.Name(), "s.user_id")+" FROM memory_shares s WHERE s.memory_id = m.id) END, "+
 		"l.doc_len FROM memories m LEFT JOIN memory_lexicon l ON l.memory_id = m.id "+where+and+
 		"(l.memory_id IS NOT NULL OR EXISTS (SELECT 1 FROM memory_terms t WHERE t.memory_id = m.id)) ORDER BY m.id", args...).Rows()
 	if err != nil {
@@ -502,7 +469,8 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 		var (
 			sl              lexSlot
 			id, owner, perm string
-			expires, docLen *int64
+			expires         sqlTime
+			docLen          *int64
 			shares          *string
 		)
 		if err := rows.Scan(&id, &owner, &perm, &expires, &shares, &docLen); err != nil {
@@ -516,8 +484,8 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 		}
 		sl.permission = internPermission(perm)
 		sl.expires = noExpiry
-		if expires != nil {
-			sl.expires = *expires
+		if expires.Valid {
+			sl.expires = expires.Time.UnixMicro()
 		}
 		if shares != nil && *shares != "" {
 			for u := range strings.SplitSeq(*shares, ",") {
@@ -539,6 +507,15 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 		entries = append(entries, lexEntry{slot: sl})
 	}
 	return entries, order, rows.Err()
+}
+
+// idList is the aggregate that joins the ids of col, in a database of
+// dialect, with commas.
+func idList(dialect, col string) string {
+	if dialect == DialectPostgres {
+		return "string_agg(" + col + "::text, ',')"
+	}
+	return "group_concat(" + col + ")"
 }
 
 // readLexTerms calls fn with each memory_terms row selected by tail (a

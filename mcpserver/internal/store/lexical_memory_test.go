@@ -6,25 +6,40 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"picard.dev/mcpserver/internal/memory"
 	"picard.dev/mcpserver/internal/user"
 )
 
-// TestLexicalInMemory checks SQLite's in-memory lexical index
-// (lexical_memory.go) against the SQL path it replaces, on a random corpus
-// and through every kind of write, including writes of another handle on
-// the same file (another process).
+// TestLexicalInMemory checks the in-memory lexical index
+// (lexical_memory.go) against the SQL path it replaces, in both dialects,
+// on a random corpus and through every kind of write, including writes of
+// another handle on the same database (another process or replica); and on
+// Postgres, where writers commit in any order, what follows from that
+// (changes.go).
 func TestLexicalInMemory(t *testing.T) {
-	sqlite := backends()[0]
-	t.Run("EqualsSQL", func(t *testing.T) { testLexicalMemoryEqualsSQL(t, newFixture(t, sqlite)) })
-	t.Run("OtherProcess", func(t *testing.T) { testLexicalMemoryOtherProcess(t, newFixture(t, sqlite)) })
-	t.Run("Pending", func(t *testing.T) { testLexicalMemoryPending(t, newFixture(t, sqlite)) })
-	t.Run("Ties", func(t *testing.T) { testLexicalMemoryTies(t, newFixture(t, sqlite)) })
+	for _, b := range backends() {
+		t.Run(b.name, func(t *testing.T) {
+			t.Run("EqualsSQL", func(t *testing.T) { testLexicalMemoryEqualsSQL(t, newFixture(t, b)) })
+			t.Run("OtherProcess", func(t *testing.T) { testLexicalMemoryOtherProcess(t, newFixture(t, b)) })
+			t.Run("Pending", func(t *testing.T) { testLexicalMemoryPending(t, newFixture(t, b)) })
+			t.Run("Ties", func(t *testing.T) { testLexicalMemoryTies(t, newFixture(t, b)) })
+			if b.name != DialectPostgres {
+				return
+			}
+			t.Run("OutOfOrderCommits", func(t *testing.T) { testLexicalMemoryOutOfOrder(t, newFixture(t, b)) })
+			t.Run("PrunedPastPosition", func(t *testing.T) { testLexicalMemoryPruned(t, newFixture(t, b)) })
+			t.Run("Replicas", func(t *testing.T) { testLexicalMemoryReplicas(t, newFixture(t, b)) })
+			t.Run("LongOpenTransaction", func(t *testing.T) { testLexicalMemoryLongTransaction(t, newFixture(t, b)) })
+		})
+	}
 }
 
 // zipfText returns a generator of texts of n words drawn Zipf-distributed
@@ -354,15 +369,55 @@ func testLexicalMemoryOtherProcess(t *testing.T, f *fixture) {
 	}
 	find("reindexed elsewhere under this key", bob, "lighthouse", lighthouse)
 
-	// A log pruned past the cursor makes the index load again.
+	// A log pruned past the index's position makes it load again.
 	late, err := osvc.Create(f.ctx, bob, memory.Draft{Text: "a late lighthouse note"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.session(f.ctx).Exec("DELETE FROM memory_changes WHERE seq < (SELECT max(seq) FROM memory_changes)").Error; err != nil {
-		t.Fatal(err)
-	}
+	loads := f.db.lexIx.loads
+	pruneLog(t, f, other)
 	find("log pruned", bob, "lighthouse", lighthouse, late)
+	if f.db.lexIx.loads != loads+1 {
+		t.Errorf("a log pruned past the position made %d loads, want 1", f.db.lexIx.loads-loads)
+	}
+}
+
+// pruneLog prunes memory_changes through db, another handle than f.db,
+// past the position of f.db's lexical index, whose next refresh must then
+// load in full: on SQLite by deleting every row but the last (the cursor's
+// row among them), on Postgres by db's index pruning up to its own
+// position, read after every write so far.
+func pruneLog(t *testing.T, f *fixture, db *DB) {
+	t.Helper()
+	if f.db.dialect == DialectSQLite {
+		if err := db.session(f.ctx).Exec("DELETE FROM memory_changes WHERE seq < (SELECT max(seq) FROM memory_changes)").Error; err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	// The horizon is past f.db's position once no transaction that was
+	// open when f.db's index last read the log still is; the tests open
+	// none, but autovacuum can.
+	for try := 0; ; try++ {
+		if err := db.lexIx.refresh(f.ctx, db.Memories()); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.lexIx.log.prune(f.ctx, db, 0); err != nil {
+			t.Fatal(err)
+		}
+		var past bool
+		if err := db.session(f.ctx).Raw("SELECT horizon > pg_snapshot_xmin(?::pg_snapshot) FROM memory_changes_pruned",
+			f.db.lexIx.log.(*xidCursor).snapshot).Scan(&past).Error; err != nil {
+			t.Fatal(err)
+		}
+		if past {
+			return
+		}
+		if try == 100 {
+			t.Fatal("the pruning horizon stays behind the index's position")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func testLexicalMemoryPending(t *testing.T, f *fixture) {
@@ -432,5 +487,301 @@ func testLexicalMemoryTies(t *testing.T, f *fixture) {
 				t.Errorf("limit %d: hit %d: not tied, or not after hit %d by id", limit, i, i-1)
 			}
 		}
+	}
+}
+
+// insertOpen writes m (text and index rows) in tx, as Insert would,
+// leaving tx open.
+func insertOpen(t *testing.T, s *Memories, tx *gorm.DB, m *memory.Memory) {
+	t.Helper()
+	sl, err := s.seal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := insertRows(tx, "memories", []string{"id", "owner_id", "ciphertext", "key_id", "permission", "metadata", "created_at", "updated_at", "version"},
+		[][]any{{m.ID, m.OwnerID, sl.token, sl.keyID, string(m.Permission), sl.metadata, s.db.at(m.CreatedAt), s.db.at(m.UpdatedAt), m.Version}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.indexRows([]*memory.Memory{m}).insert(tx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// finder returns a check that a lexical search of query as viewer finds
+// exactly want, in memory as in SQL.
+func finder(t *testing.T, f *fixture, mem *Memories) func(step string, viewer uuid.UUID, query string, want ...*memory.Memory) {
+	return func(step string, viewer uuid.UUID, query string, want ...*memory.Memory) {
+		t.Helper()
+		hits := lexicalBoth(t, mem, memory.SearchQuery{Viewer: viewer, Text: query, Now: f.clock.Now(), Limit: 100})
+		got := make([]uuid.UUID, len(hits))
+		for i, h := range hits {
+			got[i] = h.ID
+		}
+		if !slices.Equal(sortedIDs(got), sortedIDs(ids(want))) {
+			t.Errorf("%s: got %v, want %v", step, got, ids(want))
+		}
+	}
+}
+
+// testLexicalMemoryOutOfOrder commits two writers in the opposite order of
+// their log rows: the index must not skip the rows of the first, which
+// were not visible when it read those of the second.
+func testLexicalMemoryOutOfOrder(t *testing.T, f *fixture) {
+	alice, bob := f.user("alice"), f.user("bob")
+	other := f.open(f.sealer)
+	osvc := memory.NewService(other.Memories(), f.emb, user.NewService(other.Users(), f.clock.Now), f.clock.Now)
+	find := finder(t, f, f.mem)
+	anchor := f.create(alice, memory.Draft{Text: "a walrus on the anchor chain", Permission: "public"})
+	find("loaded", bob, "walrus", anchor)
+
+	// T1 writes first and stays open.
+	t1 := f.db.gorm.WithContext(f.ctx).Begin()
+	if t1.Error != nil {
+		t.Fatal(t1.Error)
+	}
+	defer t1.Rollback()
+	first := &memory.Memory{ID: uuid.New(), OwnerID: alice, Text: "the first walrus", Permission: memory.Public,
+		SharedWith: []uuid.UUID{}, Tags: []string{}, Metadata: map[string]any{}, CreatedAt: f.svc.Now(), UpdatedAt: f.svc.Now(), Version: 1}
+	insertOpen(t, f.mem, t1, first)
+	// T2 writes next, through another replica, and commits.
+	second, err := osvc.Create(f.ctx, alice, memory.Draft{Text: "the second walrus", Permission: "public"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	find("T2 committed, T1 open", bob, "walrus", anchor, second)
+	if err := t1.Commit().Error; err != nil {
+		t.Fatal(err)
+	}
+	// The premise: T1's log rows come before T2's.
+	if n := f.count("SELECT count(*) FROM memory_changes a, memory_changes b WHERE a.memory_id = ? AND b.memory_id = ? AND a.seq > b.seq",
+		first.ID, second.ID); n != 0 {
+		t.Fatalf("%d log rows of T1 come after one of T2", n)
+	}
+	find("T1 committed", bob, "walrus", anchor, first, second)
+	if f.db.lexIx.loads != 1 {
+		t.Errorf("%d loads, want 1: the writes were replayed", f.db.lexIx.loads)
+	}
+}
+
+// testLexicalMemoryPruned prunes the log behind and then past the index's
+// position: behind, the index replays; past, it loads in full; either way
+// it answers as SQL does.
+func testLexicalMemoryPruned(t *testing.T, f *fixture) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	text := zipfText(rng)
+	alice, bob := f.user("alice"), f.user("bob")
+	other := f.open(f.sealer)
+	osvc := memory.NewService(other.Memories(), f.emb, user.NewService(other.Users(), f.clock.Now), f.clock.Now)
+	drafts := make([]memory.Draft, 200)
+	for i := range drafts {
+		drafts[i] = memory.Draft{Text: text(3 + rng.IntN(15)), Permission: []string{"public", "private"}[i%2]}
+	}
+	ms, err := f.svc.CreateBatch(f.ctx, alice, drafts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compare := func(step string) {
+		t.Helper()
+		hits := 0
+		for i := range 20 {
+			for _, viewer := range []uuid.UUID{alice, bob} {
+				hits += len(lexicalBoth(t, f.mem, memory.SearchQuery{Viewer: viewer, Text: text(1 + i%4), Now: f.clock.Now(), Limit: 20}))
+			}
+		}
+		if hits < 100 {
+			t.Fatalf("%s: only %d hits compared", step, hits)
+		}
+	}
+	// writes changes every kind of indexed data through the other replica.
+	writes := func() {
+		t.Helper()
+		for i := range 30 {
+			m := ms[rng.IntN(len(ms))]
+			var err error
+			switch i % 3 {
+			case 0:
+				s := text(3 + rng.IntN(15))
+				_, err = osvc.Update(f.ctx, alice, m.ID, memory.Patch{Text: &s})
+			case 1:
+				_, err = osvc.SetPermission(f.ctx, alice, m.ID, "shared", []string{"bob@example.com"})
+			case 2:
+				_, err = osvc.Create(f.ctx, bob, memory.Draft{Text: text(3 + rng.IntN(15)), Permission: "public"})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	compare("loaded")
+	lx := f.db.lexIx
+
+	// Behind: the other replica prunes up to its position, read before
+	// this index read the writes.
+	writes()
+	if err := other.lexIx.refresh(f.ctx, other.Memories()); err != nil {
+		t.Fatal(err)
+	}
+	compare("written elsewhere")
+	if err := other.lexIx.log.prune(f.ctx, other, 0); err != nil {
+		t.Fatal(err)
+	}
+	writes()
+	loads := lx.loads
+	compare("pruned behind the position")
+	if lx.loads != loads {
+		t.Errorf("a log pruned behind the position made %d loads", lx.loads-loads)
+	}
+
+	// Past: up to the other replica's position, read after new writes.
+	writes()
+	pruneLog(t, f, other)
+	if n := f.count("SELECT count(*) FROM memory_changes WHERE tx < (SELECT horizon FROM memory_changes_pruned)"); n != 0 {
+		t.Errorf("%d log rows left below the pruning horizon", n)
+	}
+	compare("pruned past the position")
+	if lx.loads != loads+1 {
+		t.Errorf("a log pruned past the position made %d loads, want 1", lx.loads-loads)
+	}
+	writes()
+	compare("written after the load")
+	if lx.loads != loads+1 {
+		t.Errorf("%d loads after the one the pruning caused", lx.loads-loads-1)
+	}
+}
+
+// testLexicalMemoryReplicas writes through two replicas at once while both
+// search, so commits land between and during their refreshes in any
+// order; then each must answer as SQL does.
+func testLexicalMemoryReplicas(t *testing.T, f *fixture) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	text := zipfText(rng)
+	texts := make([]string, 400)
+	for i := range texts {
+		texts[i] = text(3 + rng.IntN(15))
+	}
+	alice, bob := f.user("alice"), f.user("bob")
+	other := f.open(f.sealer)
+	replicas := []*memory.Service{f.svc, memory.NewService(other.Memories(), f.emb, user.NewService(other.Users(), f.clock.Now), f.clock.Now)}
+	stores := []*Memories{f.mem, other.Memories()}
+	var (
+		writers, searchers sync.WaitGroup
+		done               atomic.Bool
+		errs               = make(chan error, 2*len(replicas))
+	)
+	for r, svc := range replicas {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			var mine []uuid.UUID
+			for i := range 100 {
+				s := texts[(r*100+i)%len(texts)]
+				if len(mine) > 0 && i%4 == 3 {
+					if _, err := svc.Update(f.ctx, alice, mine[i%len(mine)], memory.Patch{Text: &s}); err != nil {
+						errs <- err
+						return
+					}
+					continue
+				}
+				drafts := make([]memory.Draft, 1+i%5)
+				for j := range drafts {
+					drafts[j] = memory.Draft{Text: texts[(r*100+i+j*7)%len(texts)], Permission: "public"}
+				}
+				ms, err := svc.CreateBatch(f.ctx, alice, drafts)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, m := range ms {
+					mine = append(mine, m.ID)
+				}
+			}
+		}()
+		searchers.Add(1)
+		go func() {
+			defer searchers.Done()
+			for i := 0; !done.Load(); i++ {
+				q := memory.SearchQuery{Viewer: bob, Text: texts[i%len(texts)], Now: f.clock.Now(), Limit: 10}
+				if _, err := stores[r].lexicalHits(f.ctx, q, 10); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	done.Store(true)
+	searchers.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for r, mem := range stores {
+		hits := 0
+		for i := range 40 {
+			hits += len(lexicalBoth(t, mem, memory.SearchQuery{Viewer: bob, Text: text(1 + i%4), Now: f.clock.Now(), Limit: 20}))
+		}
+		if hits < 200 {
+			t.Errorf("replica %d: only %d hits compared", r, hits)
+		}
+		if lx := mem.db.lexIx; lx.loads != 1 || lx.replayed == 0 {
+			t.Errorf("replica %d: %d loads and %d memories replayed, want 1 load and replays", r, lx.loads, lx.replayed)
+		}
+	}
+}
+
+// testLexicalMemoryLongTransaction keeps a transaction open, which holds
+// back the xmin of every snapshot, while another replica writes: each
+// refresh must re-read only the memories written since the last, not all
+// those written since the transaction began.
+func testLexicalMemoryLongTransaction(t *testing.T, f *fixture) {
+	alice := f.user("alice")
+	other := f.open(f.sealer)
+	osvc := memory.NewService(other.Memories(), f.emb, user.NewService(other.Users(), f.clock.Now), f.clock.Now)
+	find := finder(t, f, f.mem)
+	find("loaded", alice, "heron")
+
+	long := f.db.gorm.WithContext(f.ctx).Begin()
+	if long.Error != nil {
+		t.Fatal(long.Error)
+	}
+	defer long.Rollback()
+	var xid string
+	if err := long.Raw("SELECT pg_current_xact_id()::text").Scan(&xid).Error; err != nil {
+		t.Fatal(err)
+	}
+	lx := f.db.lexIx
+	var herons []*memory.Memory
+	for i := range 5 {
+		m, err := osvc.Create(f.ctx, alice, memory.Draft{Text: fmt.Sprintf("heron number %d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		herons = append(herons, m)
+		replayed := lx.replayed
+		find(fmt.Sprintf("heron %d", i), alice, "heron", herons...)
+		if lx.replayed != replayed+1 {
+			t.Errorf("heron %d: %d memories re-read, want 1", i, lx.replayed-replayed)
+		}
+	}
+	var held bool
+	if err := f.db.session(f.ctx).Raw("SELECT pg_snapshot_xmin(pg_current_snapshot()) <= ?::xid8", xid).Scan(&held).Error; err != nil {
+		t.Fatal(err)
+	}
+	if !held {
+		t.Fatal("the open transaction does not hold xmin back")
+	}
+	replayed := lx.replayed
+	for range 3 {
+		find("nothing new", alice, "heron", herons...)
+	}
+	if lx.replayed != replayed || lx.loads != 1 {
+		t.Errorf("with nothing new, %d memories re-read and %d loads", lx.replayed-replayed, lx.loads)
+	}
+	if err := long.Rollback().Error; err != nil {
+		t.Fatal(err)
+	}
+	find("closed", alice, "heron", herons...)
+	if lx.replayed != replayed {
+		t.Errorf("the end of a transaction that wrote nothing re-read %d memories", lx.replayed-replayed)
 	}
 }

@@ -15,10 +15,11 @@ import (
 // searchIndex holds, for every memory with a vector, what the filters of an
 // exact vector search read (owner, permission, expiry, shares, embedder,
 // dimension, version), so SQLite search picks its candidates in Go instead
-// of stepping a SQL query through every visible row. It is kept coherent
-// through memory_changes, which triggers append to on every write to
-// memories, memory_shares and memory_embeddings, whoever the writer is:
-// before each query the index replays the log past its cursor and re-reads
+// of stepping a SQL query through every visible row; Postgres searches
+// with HNSW and has none. It is kept coherent through memory_changes,
+// which triggers append to on every write to memories, memory_shares and
+// memory_embeddings, whoever the writer is: before each query the index
+// replays the log past its cursor (a seqCursor, changes.go) and re-reads
 // those memories. The index is loaded in full on first use and whenever the
 // log was pruned past its cursor. The metadata is unbounded (about 180
 // bytes per memory). Each entry also holds its decoded, normalised vector
@@ -29,15 +30,14 @@ import (
 // than an LRU smaller than the working set, which misses every time.
 type searchIndex struct {
 	// mu is held exclusively to change the index and shared to scan it.
-	mu        sync.RWMutex
-	loaded    bool
-	cursor    int64 // the last memory_changes.seq applied
-	lastPrune int64
-	entries   []indexEntry
-	pos       map[string]int // memory id → index in entries
-	maxBytes  int64          // bound on the kept vectors; negative keeps none
-	vecBytes  int64          // bytes of the kept vectors
-	lastGen   uint64
+	mu       sync.RWMutex
+	loaded   bool
+	log      *seqCursor
+	entries  []indexEntry
+	pos      map[string]int // memory id → index in entries
+	maxBytes int64          // bound on the kept vectors; negative keeps none
+	vecBytes int64          // bytes of the kept vectors
+	lastGen  uint64
 	// embedders numbers the embedder names, so a scan compares an integer
 	// per entry rather than a string.
 	embedders map[string]uint32
@@ -73,7 +73,7 @@ const (
 )
 
 func newSearchIndex(maxVectorBytes int64) *searchIndex {
-	return &searchIndex{pos: map[string]int{}, maxBytes: maxVectorBytes, embedders: map[string]uint32{}}
+	return &searchIndex{log: &seqCursor{}, pos: map[string]int{}, maxBytes: maxVectorBytes, embedders: map[string]uint32{}}
 }
 
 // vectorBytes is what a kept vector counts against the bound.
@@ -192,60 +192,28 @@ func (ix *searchIndex) keep(cands []candidate, vecs []loadedVector) {
 }
 
 // sync brings the index up to the database: a full load the first time or
-// after a gap in the log, otherwise a replay of the log past the cursor.
+// after a gap in the log, otherwise a replay of the log past its cursor.
 func (ix *searchIndex) sync(ctx context.Context, s *Memories) error {
 	if !ix.loaded {
 		return ix.load(ctx, s)
 	}
-	// Reading from the cursor's own row tells whether the log was pruned
-	// past it (then that row is gone and changes may have been lost).
-	rows, err := s.db.session(ctx).Raw("SELECT seq, memory_id FROM memory_changes WHERE seq >= ? ORDER BY seq LIMIT ?",
-		ix.cursor, replayMax+1).Rows()
+	b, err := ix.log.next(s.db.session(ctx))
 	if err != nil {
 		return fmt.Errorf("search index: %w", err)
 	}
-	var (
-		first, last int64 = -1, ix.cursor
-		ids         []string
-		n           int
-	)
-	seen := map[string]bool{}
-	for rows.Next() {
-		var seq int64
-		var id string
-		if err := rows.Scan(&seq, &id); err != nil {
-			rows.Close()
-			return fmt.Errorf("search index: %w", err)
-		}
-		if first < 0 {
-			first = seq
-		}
-		n++
-		last = seq
-		if seq > ix.cursor && !seen[id] {
-			seen[id] = true
-			ids = append(ids, id)
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("search index: %w", err)
-	}
-	// The cursor's row must still be there (seq 0 has none: the log was
-	// empty at load, and it is never pruned to empty); too long a replay
-	// is slower than a load.
-	if (ix.cursor > 0 && first != ix.cursor) || (ix.cursor == 0 && first > 1) || n > replayMax {
+	if b.full {
 		return ix.load(ctx, s)
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	for chunk := range slices.Chunk(ids, 500) {
-		fresh, err := readIndexEntries(ctx, s, chunk)
+	for chunk := range slices.Chunk(b.ids, 500) {
+		ids := make([]string, len(chunk))
+		for i, id := range chunk {
+			ids[i] = id.String()
+		}
+		fresh, err := readIndexEntries(ctx, s, ids)
 		if err != nil {
 			return err
 		}
-		for _, id := range chunk {
+		for _, id := range ids {
 			if e, ok := fresh[id]; ok {
 				ix.put(e)
 			} else {
@@ -253,10 +221,9 @@ func (ix *searchIndex) sync(ctx context.Context, s *Memories) error {
 			}
 		}
 	}
-	ix.cursor = last
-	if ix.cursor-ix.lastPrune >= pruneEvery {
-		ix.lastPrune = ix.cursor
-		if err := s.db.session(ctx).Exec("DELETE FROM memory_changes WHERE seq <= ?", ix.cursor-pruneKeep).Error; err != nil {
+	ix.log.advance(b)
+	if ix.log.pruneDue() {
+		if err := ix.log.prune(ctx, s.db, pruneKeep); err != nil {
 			s.db.log.Warn("search index: pruning memory_changes failed", "err", err)
 		}
 	}
@@ -267,8 +234,7 @@ func (ix *searchIndex) sync(ctx context.Context, s *Memories) error {
 // lands during the load is replayed by the next sync (reading a memory
 // twice is harmless).
 func (ix *searchIndex) load(ctx context.Context, s *Memories) error {
-	var cursor int64
-	if err := s.db.session(ctx).Raw("SELECT coalesce(max(seq), 0) FROM memory_changes").Row().Scan(&cursor); err != nil {
+	if err := ix.log.loaded(s.db.session(ctx)); err != nil {
 		return fmt.Errorf("search index: %w", err)
 	}
 	fresh, err := readIndexEntries(ctx, s, nil)
@@ -282,7 +248,7 @@ func (ix *searchIndex) load(ctx context.Context, s *Memories) error {
 	for _, e := range fresh {
 		ix.put(e)
 	}
-	ix.cursor, ix.lastPrune, ix.loaded = cursor, cursor, true
+	ix.loaded = true
 	return nil
 }
 
@@ -291,7 +257,7 @@ func (ix *searchIndex) load(ctx context.Context, s *Memories) error {
 // memory without a vector has none.
 func readIndexEntries(ctx context.Context, s *Memories, ids []string) (map[string]indexEntry, error) {
 	query := "SELECT m.id, m.version, m.owner_id, m.permission, m.expires_at, e.embedder, e.dim, " +
-		"CASE WHEN m.permission = 'shared' THEN (SELECT group_concat(s.user_id) FROM memory_shares s WHERE s.memory_id = m.id) END " +
+		"CASE WHEN m.permission = 'shared' THEN (SELECT " + idList(s.db.dialect, "s.user_id") + " FROM memory_shares s WHERE s.memory_id = m.id) END " +
 		"FROM memory_embeddings e JOIN memories m ON m.id = e.memory_id"
 	var args []any
 	if ids != nil {

@@ -123,7 +123,7 @@ func TestSearchCoherence(t *testing.T) {
 				t.Fatal(err)
 			}
 			check("after pruning", alice, now(), all, pub, priv, late)
-			if f.db.searchIx.cursor == 0 {
+			if f.db.searchIx.log.cursor == 0 {
 				t.Error("the index did not load")
 			}
 		})
