@@ -342,9 +342,9 @@ func FuzzHashEmbed(f *testing.F) {
 }
 
 // TestEmbedQueryWeights checks that EmbedQuery scales each word's features
-// by its weight: a word of weight 0 is as if absent, a heavier word pulls
-// the query towards the texts that hold it, and equal weights embed as
-// Embed does up to rounding.
+// by the square root of its weight: a word of weight 0 is as if absent, a
+// heavier word pulls the query towards the texts that hold it, and equal
+// weights embed as Embed does up to rounding.
 func TestEmbedQueryWeights(t *testing.T) {
 	ctx := context.Background()
 	h := NewHash(0)
@@ -379,6 +379,12 @@ func TestEmbedQueryWeights(t *testing.T) {
 	rare := query("violin lessons", map[string]float64{"violin": 5, "lesson": 1})
 	if cos(rare, emb("my violin")) <= cos(even, emb("my violin")) || cos(rare, emb("my lessons")) >= cos(even, emb("my lessons")) {
 		t.Error("weighing violin up does not move the query towards the text with violin and away from the other")
+	}
+	// A weight of 4 scales the word's features by 2: the query's cosine
+	// with the word alone, over its cosine with the other word, doubles.
+	ratio := func(q []float32) float64 { return cos(q, emb("violin")) / cos(q, emb("lessons")) }
+	if r := ratio(query("violin lessons", map[string]float64{"violin": 4, "lesson": 1})) / ratio(even); r < 1.9 || r > 2.1 {
+		t.Errorf("weight 4 against 1 moves the query by a factor %.3f, not the square root, 2", r)
 	}
 	if _, err := h.EmbedQuery(canceled(), "violin", func(string) float64 { return 1 }); err == nil {
 		t.Error("EmbedQuery ignores a canceled context")

@@ -418,24 +418,33 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 		}
 		return out, sims
 	}
-	tool := func(i int) []shared.Scored {
+	tool := func(i int, mode string) []shared.Scored {
 		var res shared.QueryMemoryResult
-		s.call(b, caller, shared.ToolQueryMemory, queryArgs(queries[i%len(queries)], string(memory.ModeVector)), &res)
+		s.call(b, caller, shared.ToolQueryMemory, queryArgs(queries[i%len(queries)], mode), &res)
 		return res.Results
 	}
-
-	b.Run(fmt.Sprintf("n=%d/own=%d", total, own), func(b *testing.B) {
+	// timed runs the tool in mode and the raw kNN alternately.
+	timed := func(b *testing.B, mode string) {
 		var ours, base time.Duration
 		i := 0
 		for b.Loop() {
 			t0 := time.Now()
-			tool(i)
+			tool(i, mode)
 			t1 := time.Now()
 			ids(conn, i)
 			base += time.Since(t1)
 			ours += t1.Sub(t0)
 			i++
 		}
+		b.ReportMetric(float64(ours)/float64(base), "x-raw")
+		b.ReportMetric(float64(base.Nanoseconds())/float64(i), "raw-ns/op")
+		b.ReportMetric(float64(ours.Nanoseconds())/float64(i), "tool-ns/op")
+	}
+
+	// The default (hybrid) mode adds BM25 over the blind index.
+	b.Run(fmt.Sprintf("n=%d/own=%d/mode=default", total, own), func(b *testing.B) { timed(b, "") })
+	b.Run(fmt.Sprintf("n=%d/own=%d/mode=vector", total, own), func(b *testing.B) {
+		timed(b, string(memory.ModeVector))
 		b.StopTimer()
 		// recall@10 against exact search (index scans off). The hash
 		// embedder gives many equal similarities; a result as similar as
@@ -443,7 +452,7 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 		// search happened to return.
 		var hits, idHits, want int
 		for q := range queries {
-			got := tool(q)
+			got := tool(q, string(memory.ModeVector))
 			exactIDs, sims := ids(exact, q)
 			if len(sims) == 0 {
 				continue
@@ -460,9 +469,6 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 				}
 			}
 		}
-		b.ReportMetric(float64(ours)/float64(base), "x-raw")
-		b.ReportMetric(float64(base.Nanoseconds())/float64(i), "raw-ns/op")
-		b.ReportMetric(float64(ours.Nanoseconds())/float64(i), "tool-ns/op")
 		b.ReportMetric(float64(hits)/float64(max(want, 1)), "recall@10")
 		b.ReportMetric(float64(idHits)/float64(max(want, 1)), "id-recall@10")
 	})

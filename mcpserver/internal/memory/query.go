@@ -110,8 +110,15 @@ type SearchQuery struct {
 	// VectorWeight is the vector ranking's weight in a hybrid search,
 	// against the lexical ranking's 1 (see Fuse); 0 means 1.
 	VectorWeight float64
-	Limit        int
-	Now          time.Time
+	// Words marks a Vector of hashed words (from an embedder that reports
+	// Lexical(), such as embed.Hash, its words weighed by idf): its nearest
+	// neighbours are the memories that share its rarer words, which an
+	// approximate index finds poorly, since they lie anywhere in its
+	// graph. A store searching such a vector with one also scores the
+	// memories the lexical ranking puts first.
+	Words bool
+	Limit int
+	Now   time.Time
 }
 
 // Persona is a user who has at least one visible public memory.

@@ -458,7 +458,7 @@ func (s *Service) Search(ctx context.Context, r SearchRequest) ([]Scored, error)
 	if err != nil {
 		return nil, err
 	}
-	q := SearchQuery{Viewer: r.Viewer, Owner: r.Owner, Mode: mode, Text: r.Query, Limit: r.Limit, Now: s.Now()}
+	q := SearchQuery{Viewer: r.Viewer, Owner: r.Owner, Mode: mode, Text: r.Query, Limit: r.Limit, Now: s.Now(), Words: s.wordsEmbedder()}
 	if r.Permission != "" {
 		p, err := ParsePermission(r.Permission)
 		if err != nil {
@@ -544,10 +544,16 @@ func (s *Service) queryVector(ctx context.Context, text string) (Vector, error) 
 // the ranking with the hashing embedder, and on the public one they lost
 // 0.04 of recall@5.
 func (s *Service) vectorWeight() float64 {
-	if l, ok := s.embedder.(interface{ Lexical() bool }); ok && l.Lexical() {
+	if s.wordsEmbedder() {
 		return TieBreakWeight
 	}
 	return 1
+}
+
+// wordsEmbedder reports whether the embedder's vectors are hashed words.
+func (s *Service) wordsEmbedder() bool {
+	l, ok := s.embedder.(interface{ Lexical() bool })
+	return ok && l.Lexical()
 }
 
 // Personas lists users with public memories, a page at a time.

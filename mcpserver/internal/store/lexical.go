@@ -34,9 +34,11 @@ import (
 // index does reveal to someone holding the database alone is which memories
 // share terms and how often a term occurs, not which words those are.
 //
-// Search scores candidates with Okapi BM25 in SQL, over the memories the
-// viewer may see (the same visibility predicate as every other query), with
-// document frequencies counted over the whole corpus.
+// Search scores candidates with Okapi BM25, over the memories the viewer
+// may see (the same visibility predicate as every other query), with
+// document frequencies counted over the whole corpus: in Go over an
+// in-memory copy of the index (lexical_memory.go), or in SQL for filters
+// that copy does not hold (tags).
 
 // BM25 parameters: the usual defaults (Robertson et al.; Lucene, Anserini).
 const (
@@ -77,7 +79,7 @@ type blindIndex struct {
 	// deleted since stats were counted.
 	changed atomic.Int64
 	// prune overrides pruneAbove in tests; 0 means pruneAbove. Set, it
-	// also makes SQLite score in SQL (pruning exists only there), so tests
+	// also makes search score in SQL (pruning exists only there), so tests
 	// compare that with the in-memory index (lexical_memory.go).
 	prune int
 	// pruned counts the searches a pruned scoring answered.
@@ -245,7 +247,7 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 	if len(query.hashes) == 0 {
 		return nil, nil
 	}
-	// SQLite scores in memory, but for tags, which its index does not hold.
+	// Scored in memory, but for tags, which the in-memory index does not hold.
 	if s.db.lexIx != nil && ix.prune == 0 && len(q.Tags) == 0 {
 		return s.db.lexIx.search(ctx, s, q, query, limit)
 	}
@@ -660,7 +662,7 @@ func (s *Memories) reindexBatch(ctx context.Context, batch int) (int, error) {
 func (s *Memories) rank(ctx context.Context, q memory.SearchQuery) ([]memory.Hit, error) {
 	switch q.Mode {
 	case memory.ModeVector, "":
-		return s.vectorHits(ctx, q)
+		return s.vectorHits(ctx, q, nil)
 	case memory.ModeLexical:
 		if strings.TrimSpace(q.Text) == "" {
 			return nil, memory.Invalidf("query", "must not be empty")
@@ -671,11 +673,15 @@ func (s *Memories) rank(ctx context.Context, q memory.SearchQuery) ([]memory.Hit
 			return nil, memory.Invalidf("query", "must not be empty")
 		}
 		depth := memory.HybridDepth(q.Limit)
+		lex, err := s.lexicalHits(ctx, q, depth)
+		if err != nil {
+			return nil, err
+		}
 		var vec []memory.Hit
 		if len(q.Vector.Values) > 0 {
 			vq := q
 			vq.Limit = depth
-			all, err := s.vectorHits(ctx, vq)
+			all, err := s.vectorHits(ctx, vq, lex)
 			if err != nil {
 				return nil, err
 			}
@@ -686,10 +692,6 @@ func (s *Memories) rank(ctx context.Context, q memory.SearchQuery) ([]memory.Hit
 					vec = append(vec, h)
 				}
 			}
-		}
-		lex, err := s.lexicalHits(ctx, q, depth)
-		if err != nil {
-			return nil, err
 		}
 		w := q.VectorWeight
 		if w <= 0 {

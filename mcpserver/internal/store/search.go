@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -51,8 +52,9 @@ func (s *Memories) Search(ctx context.Context, q memory.SearchQuery) ([]memory.S
 }
 
 // vectorHits returns the q.Limit nearest vectors: by HNSW on Postgres, by
-// an exact scan on SQLite.
-func (s *Memories) vectorHits(ctx context.Context, q memory.SearchQuery) ([]memory.Hit, error) {
+// an exact scan on SQLite. lex is the lexical ranking of the same query
+// when the caller has it (a hybrid search), else nil.
+func (s *Memories) vectorHits(ctx context.Context, q memory.SearchQuery, lex []memory.Hit) ([]memory.Hit, error) {
 	if len(q.Vector.Values) == 0 || q.Vector.Embedder == "" {
 		return nil, memory.Invalidf("vector", "is empty")
 	}
@@ -60,6 +62,9 @@ func (s *Memories) vectorHits(ctx context.Context, q memory.SearchQuery) ([]memo
 	var err error
 	if s.db.dialect == DialectPostgres {
 		hits, err = s.searchHNSW(ctx, q, false)
+		if err == nil && q.Words && s.db.index != nil {
+			hits, err = s.addWordCandidates(ctx, q, hits, lex)
+		}
 	} else {
 		hits, err = s.searchExact(ctx, q)
 	}
@@ -148,6 +153,67 @@ func (s *Memories) searchHNSW(ctx context.Context, q memory.SearchQuery, exact b
 		return nil, fmt.Errorf("vector search: %w", err)
 	}
 	return hits, nil
+}
+
+// wordCandidates is how many of the lexical ranking's best memories a
+// search for a vector of words scores besides those HNSW returns.
+func wordCandidates(limit int) int { return max(4*limit, 40) }
+
+// addWordCandidates adds to hits, HNSW's nearest neighbours of a vector of
+// hashed words (memory.SearchQuery.Words), the memories the lexical
+// ranking of the same query puts first, each scored by its exact cosine
+// similarity, and keeps the q.Limit best. The query weighs its words by
+// idf, so its nearest neighbours are the memories sharing its rarer
+// words: a few, anywhere in the graph, where HNSW's greedy walk from its
+// entry point often does not reach them (recall@10 0.83 at 100k), while
+// BM25 ranks exactly those first.
+func (s *Memories) addWordCandidates(ctx context.Context, q memory.SearchQuery, hits []hit, lex []memory.Hit) ([]hit, error) {
+	if lex == nil {
+		var err error
+		if lex, err = s.lexicalHits(ctx, q, wordCandidates(q.Limit)); err != nil {
+			return nil, err
+		}
+	}
+	have := make(map[uuid.UUID]bool, len(hits))
+	for _, h := range hits {
+		have[h.id] = true
+	}
+	var ids []uuid.UUID
+	for _, h := range lex {
+		if !have[h.ID] {
+			ids = append(ids, h.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return hits, nil
+	}
+	d := strconv.Itoa(len(q.Vector.Values))
+	rows, err := s.db.session(ctx).Raw("SELECT memory_id, (embedding::vector("+d+")) <=> ?::vector("+d+")"+
+		" FROM memory_embeddings WHERE memory_id IN ? AND embedder = ? AND dim = "+d,
+		pgVector(q.Vector.Values), ids, q.Vector.Embedder).Rows()
+	if err != nil {
+		return nil, fmt.Errorf("vector search: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var h hit
+		var dist float64
+		if err := rows.Scan(&h.id, &dist); err != nil {
+			return nil, fmt.Errorf("vector search: %w", err)
+		}
+		h.score = 1 - dist
+		hits = append(hits, h)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("vector search: %w", err)
+	}
+	slices.SortFunc(hits, func(a, b hit) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id.String(), b.id.String())
+	})
+	return hits[:min(len(hits), q.Limit)], nil
 }
 
 // pgvectorIterative reports whether the installed pgvector has iterative

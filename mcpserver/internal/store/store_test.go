@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -702,6 +703,7 @@ func testHNSW(t *testing.T, f *fixture) {
 	if recall < 0.9 {
 		t.Errorf("HNSW recall@10 is %.3f", recall)
 	}
+	testWordCandidates(t, f, rng)
 	var plan []string
 	d := fmt.Sprint(f.emb.dim)
 	err = f.db.tx(f.ctx, func(tx *gorm.DB) error {
@@ -719,6 +721,106 @@ func testHNSW(t *testing.T, f *fixture) {
 	}
 	if !strings.Contains(strings.Join(plan, "\n"), "memory_embeddings_hnsw_"+d) {
 		t.Errorf("the kNN query does not use the HNSW index:\n%s", strings.Join(plan, "\n"))
+	}
+}
+
+// testWordCandidates: a search for a vector of words (SearchQuery.Words)
+// also scores the memories BM25 ranks first, so it finds the neighbours an
+// HNSW walk misses, with their exact similarity. The walk is starved: ten
+// candidates (ef_search 10, no iterative scan) of which the viewer may see
+// one in ten.
+func testWordCandidates(t *testing.T, f *fixture, rng *rand.Rand) {
+	// 1,024 dimensions, so that memories rarely share a bucket without
+	// sharing a word.
+	emb := hashEmbedder{dim: 1024}
+	owner, viewer := f.user("words"), f.user("viewer")
+	ms, vecs := randomMemories(rng, owner, 2000, emb, f.clock.Now())
+	for i, m := range ms {
+		if i%10 != 0 {
+			m.Permission = memory.Private
+		}
+		// Words of their own: the lexical ranking is not to be filled
+		// with the public memories of testHNSW, of another dimension.
+		m.Text = strings.ReplaceAll(m.Text, "w", "v")
+		vecs[i].Values = emb.vector(m.Text)
+	}
+	if err := f.mem.Insert(f.ctx, ms, vecs); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.EnsureVectorIndex(f.ctx, emb.dim); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.db.session(f.ctx).Exec("ANALYZE").Error; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.db.pgvectorIterative(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ef, iterative := f.db.efSearch, f.db.iterativeScan
+	f.db.efSearch, f.db.iterativeScan = 10, false
+	t.Cleanup(func() { f.db.efSearch, f.db.iterativeScan = ef, iterative })
+	textOf := make(map[uuid.UUID]string, len(ms))
+	for _, m := range ms {
+		textOf[m.ID] = " " + m.Text + " "
+	}
+	var plain, words, want int
+	for range 30 {
+		// Two words of a memory the viewer may see.
+		ws := strings.Fields(ms[rng.IntN(len(ms)/10)*10].Text)
+		q := memory.SearchQuery{Viewer: viewer, Limit: 5, Now: f.svc.Now(), Text: ws[0] + " " + ws[len(ws)-1],
+			Vector: memory.Vector{Embedder: emb.Name(), Values: emb.vector(ws[0] + " " + ws[len(ws)-1])}}
+		exact, err := f.mem.searchHNSW(f.ctx, q, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The neighbours that share a word with the query (others share
+		// only a bucket, which no lexical ranking can know of): each must
+		// be found, or the results be as similar.
+		found := func(got []memory.Hit) int {
+			n := 0
+			for _, e := range exact {
+				if !strings.Contains(textOf[e.id], " "+ws[0]+" ") && !strings.Contains(textOf[e.id], " "+ws[len(ws)-1]+" ") {
+					continue
+				}
+				if slices.ContainsFunc(got, func(h memory.Hit) bool { return h.ID == e.id }) ||
+					(len(got) == len(exact) && got[len(got)-1].Score >= e.score-1e-6) {
+					n++
+				}
+			}
+			return n
+		}
+		exactHits := make([]memory.Hit, len(exact))
+		for i, e := range exact {
+			exactHits[i] = memory.Hit{ID: e.id, Score: e.score}
+		}
+		want += found(exactHits)
+		got, err := f.mem.vectorHits(f.ctx, q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain += found(got)
+		q.Words = true
+		if got, err = f.mem.vectorHits(f.ctx, q, nil); err != nil {
+			t.Fatal(err)
+		}
+		words += found(got)
+		exactScore := map[uuid.UUID]float64{}
+		for _, h := range exact {
+			exactScore[h.id] = h.score
+		}
+		for i, h := range got {
+			if s, ok := exactScore[h.ID]; ok && math.Abs(s-h.Score) > 1e-6 {
+				t.Errorf("%q: result %d scores %v, exactly %v", q.Text, i, h.Score, s)
+			}
+			if i > 0 && h.Score > got[i-1].Score {
+				t.Errorf("%q: result %d scores %v, above the one before it (%v)", q.Text, i, h.Score, got[i-1].Score)
+			}
+		}
+	}
+	rPlain, rWords := float64(plain)/float64(want), float64(words)/float64(want)
+	t.Logf("recall@5 of the %d neighbours sharing a word, by a starved HNSW walk: alone %.3f, with word candidates %.3f", want, rPlain, rWords)
+	if rWords < 1 || rWords < rPlain+0.3 {
+		t.Errorf("recall@5 of a starved HNSW walk with word candidates is %.3f (alone %.3f)", rWords, rPlain)
 	}
 }
 
