@@ -56,18 +56,19 @@ import (
 // an accumulator of 8 bytes per slot from a pool.
 type lexicalIndex struct {
 	// mu is held exclusively to change the index and shared to score.
-	mu     sync.RWMutex
-	loaded bool
-	log    changeCursor
-	slots  []lexSlot
-	hot    []lexHot             // by slot: what scoring reads of every posting's memory
-	owners map[uuid.UUID]uint32 // owner id → its number in lexHot
-	pos    map[uuid.UUID]uint32 // memory id → its live slot
-	terms  map[int64]uint32     // term hash → its index in lists
-	lists  [][]posting          // postings by term, ascending slot
-	docs   int                  // live slots with a memory_lexicon row: BM25's N
-	sumLen int64                // their doc_len summed
-	dead   int                  // tombstones since the last compaction
+	mu        sync.RWMutex
+	refresher refreshGroup
+	loaded    bool
+	log       changeCursor
+	slots     []lexSlot
+	hot       []lexHot             // by slot: what scoring reads of every posting's memory
+	owners    map[uuid.UUID]uint32 // owner id → its number in lexHot
+	pos       map[uuid.UUID]uint32 // memory id → its live slot
+	terms     map[int64]uint32     // term hash → its index in lists
+	lists     [][]posting          // postings by term, ascending slot
+	docs      int                  // live slots with a memory_lexicon row: BM25's N
+	sumLen    int64                // their doc_len summed
+	dead      int                  // tombstones since the last compaction
 	// compactions, loads and replayed count the compactions, the full
 	// loads and the memories re-read by replays, for the tests.
 	compactions, loads, replayed int
@@ -354,8 +355,14 @@ func (t *lexTop) push(score float64, id uuid.UUID) { t.bestK.push(memory.Hit{ID:
 // position; each in one read transaction, so what it reads of a memory
 // (metadata, length, terms) and of the log is one snapshot. It prunes the
 // log as searchIndex does, for when only lexical searches run (on
-// Postgres, always: there is no search index).
+// Postgres, always: there is no search index). Concurrent searches share
+// refreshes (refreshGroup).
 func (lx *lexicalIndex) refresh(ctx context.Context, s *Memories) error {
+	return lx.refresher.do(ctx, func(ctx context.Context) error { return lx.refreshNow(ctx, s) })
+}
+
+// refreshNow is refresh for one search.
+func (lx *lexicalIndex) refreshNow(ctx context.Context, s *Memories) error {
 	lx.mu.Lock()
 	defer lx.mu.Unlock()
 	err := s.db.gorm.WithContext(ctx).Transaction(func(tx *gorm.DB) error {

@@ -30,14 +30,15 @@ import (
 // than an LRU smaller than the working set, which misses every time.
 type searchIndex struct {
 	// mu is held exclusively to change the index and shared to scan it.
-	mu       sync.RWMutex
-	loaded   bool
-	log      *seqCursor
-	entries  []indexEntry
-	pos      map[string]int // memory id → index in entries
-	maxBytes int64          // bound on the kept vectors; negative keeps none
-	vecBytes int64          // bytes of the kept vectors
-	lastGen  uint64
+	mu        sync.RWMutex
+	refresher refreshGroup
+	loaded    bool
+	log       *seqCursor
+	entries   []indexEntry
+	pos       map[string]int // memory id → index in entries
+	maxBytes  int64          // bound on the kept vectors; negative keeps none
+	vecBytes  int64          // bytes of the kept vectors
+	lastGen   uint64
 	// embedders numbers the embedder names, so a scan compares an integer
 	// per entry rather than a string.
 	embedders map[string]uint32
@@ -84,11 +85,14 @@ func vectorBytes(v []float32) int64 {
 	return int64(4*len(v)) + 24
 }
 
-// refresh brings the index up to the database.
+// refresh brings the index up to the database, one refresh for all the
+// searches waiting (refreshGroup).
 func (ix *searchIndex) refresh(ctx context.Context, s *Memories) error {
-	ix.mu.Lock()
-	defer ix.mu.Unlock()
-	return ix.sync(ctx, s)
+	return ix.refresher.do(ctx, func(ctx context.Context) error {
+		ix.mu.Lock()
+		defer ix.mu.Unlock()
+		return ix.sync(ctx, s)
+	})
 }
 
 // scan scores against the normalised query, into top, every memory that
