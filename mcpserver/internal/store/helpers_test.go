@@ -202,6 +202,24 @@ func (f *fixture) open(s Sealer) *DB {
 	return db
 }
 
+// otherIndexKey is an index key other than the fixtures' (testIndexKey).
+var otherIndexKey = []byte("another key of thirty-two bytes!")
+
+// openIndexKey opens another handle on the fixture's database, with its
+// sealer and the index key key.
+func (f *fixture) openIndexKey(key []byte) *DB {
+	f.tb.Helper()
+	opts := f.opts
+	opts.Sealer = f.sealer
+	opts.IndexKey = key
+	db, err := Open(f.ctx, opts)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	f.tb.Cleanup(func() { db.Close() })
+	return db
+}
+
 // user creates an account (without a password, to keep argon2 out of the
 // tests) and returns its id.
 func (f *fixture) user(name string) uuid.UUID {

@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -221,7 +220,7 @@ func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.Search
 			*acc += t.weight * tf * (bm25K1 + 1) / (tf + c1 + c2*float64(h.docLen))
 		}
 	}
-	top := newLexTop(limit)
+	top := newHitTop(limit)
 	for _, i := range sc.touched {
 		// Most rank below the worst kept: rejected before their id is read.
 		if score := sc.score[i]; score > 0 && (len(top.heap) < limit || score >= top.heap[0].Score) {
@@ -329,26 +328,6 @@ func (lx *lexicalIndex) putScratch(sc *lexScratch) {
 	sc.touched = sc.touched[:0]
 	lx.scratch.Put(sc)
 }
-
-// lexTop keeps the k best (score, id) seen, ranked by lexWorse: by score,
-// then by id ascending, so the answer is ordered as the SQL path orders it
-// (score DESC, memory_id). Ids are canonical lower-case text in SQLite
-// and uuid in Postgres, which both sort as their bytes do.
-type lexTop struct{ bestK[memory.Hit] }
-
-func newLexTop(k int) *lexTop { return &lexTop{bestK[memory.Hit]{k: k, worse: lexWorse}} }
-
-// lexWorse reports whether a ranks below b.
-func lexWorse(a, b memory.Hit) bool {
-	if a.Score != b.Score {
-		return a.Score < b.Score
-	}
-	return bytes.Compare(a.ID[:], b.ID[:]) > 0
-}
-
-// push offers a hit: kept if the heap is not full or it ranks above the
-// worst kept, which it then replaces.
-func (t *lexTop) push(score float64, id uuid.UUID) { t.bestK.push(memory.Hit{ID: id, Score: score}) }
 
 // refresh brings the index up to the database: a full load the first time
 // or after a gap in the log, otherwise a replay of the log past its

@@ -268,14 +268,7 @@ func testLexicalMemoryEqualsSQL(t *testing.T, f *fixture) {
 	// Part of the corpus reindexed under another key, through another
 	// handle: those memories leave this key's postings but still count in
 	// N and the average length, as in SQL.
-	opts := f.opts
-	opts.Sealer = f.sealer
-	opts.IndexKey = []byte("another key of thirty-two bytes!")
-	db2, err := Open(f.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db2.Close() })
+	db2 := f.openIndexKey(otherIndexKey)
 	if n, err := db2.Memories().reindexBatch(f.ctx, 200); err != nil || n != 200 {
 		t.Fatalf("reindexed %d: %v", n, err)
 	}
@@ -352,14 +345,7 @@ func testLexicalMemoryOtherProcess(t *testing.T, f *fixture) {
 
 	// Reindexed elsewhere under another key: this key no longer finds
 	// them; reindexed elsewhere under this key again: found again.
-	opts := f.opts
-	opts.Sealer = f.sealer
-	opts.IndexKey = []byte("another key of thirty-two bytes!")
-	rekeyed, err := Open(f.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rekeyed.Close() })
+	rekeyed := f.openIndexKey(otherIndexKey)
 	if err := rekeyed.Memories().Reindex(f.ctx, 0, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -395,14 +395,7 @@ func testReindex(t *testing.T, f *fixture) {
 		t.Fatalf("pending with the same key: %d, %v", n, err)
 	}
 	// Another index key: nothing is found by words until reindexed.
-	opts := f.opts
-	opts.Sealer = f.sealer
-	opts.IndexKey = []byte("another key of thirty-two bytes!")
-	db2, err := Open(f.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db2.Close() })
+	db2 := f.openIndexKey(otherIndexKey)
 	svc2 := memory.NewService(db2.Memories(), f.emb, f.usvc, f.clock.Now)
 	search2 := func() int {
 		res, err := svc2.Search(f.ctx, memory.SearchRequest{Viewer: alice, Query: "lighthouse", Mode: "lexical", Limit: 100})
@@ -434,15 +427,10 @@ func testReindex(t *testing.T, f *fixture) {
 		t.Errorf("%d lexicon rows after reindex", n)
 	}
 	// Without a key nothing is indexed, and reindex says why.
-	opts.IndexKey = nil
-	db3, err := Open(f.ctx, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db3.Close() })
-	if err := db3.Memories().Reindex(f.ctx, 0, nil); err == nil {
+	if err := f.openIndexKey(nil).Memories().Reindex(f.ctx, 0, nil); err == nil {
 		t.Error("reindex without a key succeeded")
 	}
+	opts := f.opts
 	opts.IndexKey = []byte("short")
 	if _, err := Open(f.ctx, opts); err == nil {
 		t.Error("a short index key was accepted")

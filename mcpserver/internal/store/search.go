@@ -1,7 +1,6 @@
 package store
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -63,7 +62,7 @@ func (s *Memories) vectorHits(ctx context.Context, q memory.SearchQuery, lex []m
 	if s.db.dialect == DialectPostgres {
 		hits, err = s.searchHNSW(ctx, q, false)
 		if err == nil && q.Words && s.db.index != nil {
-			hits, err = s.addWordCandidates(ctx, q, hits, lex)
+			return s.addWordCandidates(ctx, q, hits, lex)
 		}
 	} else {
 		hits, err = s.searchExact(ctx, q)
@@ -167,15 +166,17 @@ func wordCandidates(limit int) int { return max(4*limit, 40) }
 // words: a few, anywhere in the graph, where HNSW's greedy walk from its
 // entry point often does not reach them (recall@10 0.83 at 100k), while
 // BM25 ranks exactly those first.
-func (s *Memories) addWordCandidates(ctx context.Context, q memory.SearchQuery, hits []hit, lex []memory.Hit) ([]hit, error) {
+func (s *Memories) addWordCandidates(ctx context.Context, q memory.SearchQuery, hits []hit, lex []memory.Hit) ([]memory.Hit, error) {
 	if lex == nil {
 		var err error
 		if lex, err = s.lexicalHits(ctx, q, wordCandidates(q.Limit)); err != nil {
 			return nil, err
 		}
 	}
+	top := newHitTop(q.Limit)
 	have := make(map[uuid.UUID]bool, len(hits))
 	for _, h := range hits {
+		top.push(h.score, h.id)
 		have[h.id] = true
 	}
 	var ids []uuid.UUID
@@ -184,36 +185,28 @@ func (s *Memories) addWordCandidates(ctx context.Context, q memory.SearchQuery, 
 			ids = append(ids, h.ID)
 		}
 	}
-	if len(ids) == 0 {
-		return hits, nil
-	}
-	d := strconv.Itoa(len(q.Vector.Values))
-	rows, err := s.db.session(ctx).Raw("SELECT memory_id, (embedding::vector("+d+")) <=> ?::vector("+d+")"+
-		" FROM memory_embeddings WHERE memory_id IN ? AND embedder = ? AND dim = "+d,
-		pgVector(q.Vector.Values), ids, q.Vector.Embedder).Rows()
-	if err != nil {
-		return nil, fmt.Errorf("vector search: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var h hit
-		var dist float64
-		if err := rows.Scan(&h.id, &dist); err != nil {
+	if len(ids) > 0 {
+		d := strconv.Itoa(len(q.Vector.Values))
+		rows, err := s.db.session(ctx).Raw("SELECT memory_id, (embedding::vector("+d+")) <=> ?::vector("+d+")"+
+			" FROM memory_embeddings WHERE memory_id IN ? AND embedder = ? AND dim = "+d,
+			pgVector(q.Vector.Values), ids, q.Vector.Embedder).Rows()
+		if err != nil {
 			return nil, fmt.Errorf("vector search: %w", err)
 		}
-		h.score = 1 - dist
-		hits = append(hits, h)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("vector search: %w", err)
-	}
-	slices.SortFunc(hits, func(a, b hit) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
+		defer rows.Close()
+		for rows.Next() {
+			var id uuid.UUID
+			var dist float64
+			if err := rows.Scan(&id, &dist); err != nil {
+				return nil, fmt.Errorf("vector search: %w", err)
+			}
+			top.push(1-dist, id)
 		}
-		return strings.Compare(a.id.String(), b.id.String())
-	})
-	return hits[:min(len(hits), q.Limit)], nil
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("vector search: %w", err)
+		}
+	}
+	return top.sorted(), nil
 }
 
 // pgvectorIterative reports whether the installed pgvector has iterative

@@ -1,6 +1,13 @@
 package store
 
-import "slices"
+import (
+	"bytes"
+	"slices"
+
+	"github.com/google/uuid"
+
+	"picard.dev/mcpserver/internal/memory"
+)
 
 // bestK keeps the k best of the items pushed to it: a min-heap whose root
 // is the worst item kept, so that an item is compared with the root only
@@ -64,3 +71,24 @@ func (t *bestK[T]) sorted() []T {
 	})
 	return out
 }
+
+// hitTop keeps the k best (score, id) seen, ranked by hitWorse: by score,
+// then by id ascending, as the SQL of lexical and vector search orders
+// them (score DESC or distance, then memory_id). Ids are canonical
+// lower-case text in SQLite and uuid in Postgres, which both sort as
+// their bytes do.
+type hitTop struct{ bestK[memory.Hit] }
+
+func newHitTop(k int) *hitTop { return &hitTop{bestK[memory.Hit]{k: k, worse: hitWorse}} }
+
+// hitWorse reports whether a ranks below b.
+func hitWorse(a, b memory.Hit) bool {
+	if a.Score != b.Score {
+		return a.Score < b.Score
+	}
+	return bytes.Compare(a.ID[:], b.ID[:]) > 0
+}
+
+// push offers a hit: kept if the heap is not full or it ranks above the
+// worst kept, which it then replaces.
+func (t *hitTop) push(score float64, id uuid.UUID) { t.bestK.push(memory.Hit{ID: id, Score: score}) }
