@@ -677,6 +677,9 @@ func (s *Memories) rank(ctx context.Context, q memory.SearchQuery) ([]memory.Hit
 		if err != nil {
 			return nil, err
 		}
+		if lex == nil {
+			lex = []memory.Hit{} // counted, and none: vectorHits need not ask again
+		}
 		var vec []memory.Hit
 		if len(q.Vector.Values) > 0 {
 			vq := q

@@ -52,7 +52,8 @@ func (s *Memories) Search(ctx context.Context, q memory.SearchQuery) ([]memory.S
 
 // vectorHits returns the q.Limit nearest vectors: by HNSW on Postgres, by
 // an exact scan on SQLite. lex is the lexical ranking of the same query
-// when the caller has it (a hybrid search), else nil.
+// when the caller has it (a hybrid search; empty, not nil, if it has no
+// hits), else nil.
 func (s *Memories) vectorHits(ctx context.Context, q memory.SearchQuery, lex []memory.Hit) ([]memory.Hit, error) {
 	if len(q.Vector.Values) == 0 || q.Vector.Embedder == "" {
 		return nil, memory.Invalidf("vector", "is empty")
