@@ -418,18 +418,19 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 		}
 		return out, sims
 	}
-	tool := func(i int, mode string) []shared.Scored {
+	call := func(args map[string]any) []shared.Scored {
 		var res shared.QueryMemoryResult
-		s.call(b, caller, shared.ToolQueryMemory, queryArgs(queries[i%len(queries)], mode), &res)
+		s.call(b, caller, shared.ToolQueryMemory, args, &res)
 		return res.Results
 	}
-	// timed runs the tool in mode and the raw kNN alternately.
-	timed := func(b *testing.B, mode string) {
+	tool := func(i int, mode string) []shared.Scored { return call(queryArgs(queries[i%len(queries)], mode)) }
+	// timed runs the tool with args(i) and the raw kNN alternately.
+	timed := func(b *testing.B, args func(i int) map[string]any) {
 		var ours, base time.Duration
 		i := 0
 		for b.Loop() {
 			t0 := time.Now()
-			tool(i, mode)
+			call(args(i))
 			t1 := time.Now()
 			ids(conn, i)
 			base += time.Since(t1)
@@ -442,9 +443,21 @@ func BenchmarkQueryMemoryPostgres(b *testing.B) {
 	}
 
 	// The default (hybrid) mode adds BM25 over the blind index.
-	b.Run(fmt.Sprintf("n=%d/own=%d/mode=default", total, own), func(b *testing.B) { timed(b, "") })
+	b.Run(fmt.Sprintf("n=%d/own=%d/mode=default", total, own), func(b *testing.B) {
+		timed(b, func(i int) map[string]any { return queryArgs(queries[i%len(queries)], "") })
+	})
+	// With a tag filter (every memory of the benchmark has the tag, so the
+	// results are the same): the filter is applied in the HNSW statement
+	// and in the in-memory lexical index.
+	b.Run(fmt.Sprintf("n=%d/own=%d/mode=default/tags=1", total, own), func(b *testing.B) {
+		timed(b, func(i int) map[string]any {
+			a := queryArgs(queries[i%len(queries)], "")
+			a["tags"] = []string{"bench"}
+			return a
+		})
+	})
 	b.Run(fmt.Sprintf("n=%d/own=%d/mode=vector", total, own), func(b *testing.B) {
-		timed(b, string(memory.ModeVector))
+		timed(b, func(i int) map[string]any { return queryArgs(queries[i%len(queries)], string(memory.ModeVector)) })
 		b.StopTimer()
 		// recall@10 against exact search (index scans off). The hash
 		// embedder gives many equal similarities; a result as similar as

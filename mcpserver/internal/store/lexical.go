@@ -37,8 +37,8 @@ import (
 // Search scores candidates with Okapi BM25, over the memories the viewer
 // may see (the same visibility predicate as every other query), with
 // document frequencies counted over the whole corpus: in Go over an
-// in-memory copy of the index (lexical_memory.go), or in SQL for filters
-// that copy does not hold (tags).
+// in-memory copy of the index (lexical_memory.go). The same in SQL
+// (bm25, maxScore) is what the tests compare that copy with.
 
 // BM25 parameters: the usual defaults (Robertson et al.; Lucene, Anserini).
 const (
@@ -247,8 +247,7 @@ func (s *Memories) lexicalHits(ctx context.Context, q memory.SearchQuery, limit 
 	if len(query.hashes) == 0 {
 		return nil, nil
 	}
-	// Scored in memory, but for tags, which the in-memory index does not hold.
-	if s.db.lexIx != nil && ix.prune == 0 && len(q.Tags) == 0 {
+	if s.db.lexIx != nil && ix.prune == 0 {
 		return s.db.lexIx.search(ctx, s, q, query, limit)
 	}
 	stats, err := s.corpusStats(ctx)

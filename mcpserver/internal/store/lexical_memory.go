@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -46,12 +47,16 @@ import (
 // end and its old slot becomes a tombstone, skipped by scoring, until a
 // compaction rewrites the lists, so a delete does not touch the postings of
 // every term; a change that leaves its terms as they were (permission,
-// shares, expiry, a rewrite of the same text) updates the slot in place.
-// Memory: 96 bytes per slot and 24 for its lexHot, its entry in pos, and
-// 8 bytes per distinct term of the memory plus the lists' growth;
-// measured, ~340 bytes per memory of 8–31 words (17.6 distinct terms on
-// average) drawn as the benchmarks draw them, i.e. 34 MB of heap for 100k
-// memories, which take ~2.5 s to load. It is not bounded. A search borrows
+// shares, tags, expiry, a rewrite of the same text) updates the slot in
+// place. Tags are held as numbers (tagIDs), so tag filters are applied
+// here too; every write of memory_tags goes with a new version of its
+// memory, which the log records.
+// Memory: 120 bytes per slot and 24 for its lexHot, its entry in pos, 4
+// bytes per tag, and 8 bytes per distinct term of the memory plus the
+// lists' growth; measured before tags were held, ~340 bytes per memory of
+// 8–31 words (17.6 distinct terms on average) drawn as the benchmarks
+// draw them, i.e. 34 MB of heap for 100k memories, which take ~2.5 s to
+// load. It is not bounded. A search borrows
 // an accumulator of 8 bytes per slot from a pool.
 type lexicalIndex struct {
 	// mu is held exclusively to change the index and shared to score.
@@ -62,6 +67,7 @@ type lexicalIndex struct {
 	slots     []lexSlot
 	hot       []lexHot             // by slot: what scoring reads of every posting's memory
 	owners    map[uuid.UUID]uint32 // owner id → its number in lexHot
+	tagIDs    map[string]uint32    // tag → its number in lexSlot.tags
 	pos       map[uuid.UUID]uint32 // memory id → its live slot
 	terms     map[int64]uint32     // term hash → its index in lists
 	lists     [][]posting          // postings by term, ascending slot
@@ -91,6 +97,7 @@ type lexSlot struct {
 	permission memory.Permission
 	expires    int64       // microseconds since the epoch; noExpiry when NULL
 	shares     []uuid.UUID // only for shared memories
+	tags       []uint32    // numbered by lexicalIndex.tagIDs, ascending
 	docLen     uint32
 	nTerms     uint32
 	live       bool // false: a tombstone
@@ -139,6 +146,7 @@ func codeOf(p memory.Permission) permCode {
 // lexEntry is a memory as read from the database, before it has a slot.
 type lexEntry struct {
 	slot   lexSlot
+	tags   []string // numbered into slot.tags when the entry is put
 	hashes []int64
 	tfs    []uint32
 }
@@ -160,11 +168,11 @@ const compactMin = 256
 // on first use.
 func newLexicalIndex(dialect string) *lexicalIndex {
 	return &lexicalIndex{log: newChangeCursor(dialect),
-		pos: map[uuid.UUID]uint32{}, terms: map[int64]uint32{}, owners: map[uuid.UUID]uint32{}}
+		pos: map[uuid.UUID]uint32{}, terms: map[int64]uint32{}, owners: map[uuid.UUID]uint32{}, tagIDs: map[string]uint32{}}
 }
 
-// search ranks the memories matching q's filters (q.Tags excepted: the
-// caller asks SQL for those) by BM25 of query and returns the best limit.
+// search ranks the memories matching q's filters by BM25 of query and
+// returns the best limit.
 func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.SearchQuery, query docTerms, limit int) ([]memory.Hit, error) {
 	if err := lx.refresh(ctx, s); err != nil {
 		return nil, fmt.Errorf("lexical search: %w", err)
@@ -199,9 +207,12 @@ func (lx *lexicalIndex) search(ctx context.Context, s *Memories, q memory.Search
 	}
 	// The terms of bm25's SQL, evaluated in the same order.
 	c1, c2 := bm25K1*(1-bm25B), bm25K1*bm25B/max(avgLen, 1)
+	f := lx.filterOf(q)
+	if f.none {
+		return nil, nil
+	}
 	sc := lx.getScratch(len(lx.slots))
 	defer lx.putScratch(sc)
-	f := lx.filterOf(q)
 	for _, t := range ts {
 		for _, p := range t.list {
 			acc := &sc.score[p.slot]
@@ -269,6 +280,10 @@ type lexFilter struct {
 	viewer uint32 // noOwner when the viewer owns no slot
 	owner  uint32 // q.Owner's number, or noOwner; only when byOwner
 	perm   permCode
+	// tags are q.Tags' numbers; none is true when one of them is on no
+	// memory of the index, so that nothing matches.
+	tags []uint32
+	none bool
 	// byOwner and byPerm say whether q filters by owner and permission.
 	byOwner, byPerm bool
 }
@@ -286,16 +301,24 @@ func (lx *lexicalIndex) filterOf(q memory.SearchQuery) lexFilter {
 	if n, ok := lx.owners[q.Owner]; ok {
 		f.owner = n
 	}
+	for _, t := range q.Tags {
+		n, ok := lx.tagIDs[t]
+		if !ok {
+			f.none = true
+		}
+		f.tags = append(f.tags, n)
+	}
 	return f
 }
 
 // visible applies the filters of the SQL path (visibleTo, q.Owner,
-// q.Permission) to the memory of slot, whose lexHot is h.
+// q.Permission, q.Tags) to the memory of slot, whose lexHot is h.
 func (lx *lexicalIndex) visible(slot uint32, h *lexHot, f *lexFilter) bool {
 	switch {
 	case !h.live, !h.lexicon, h.expires <= f.now,
 		f.byOwner && h.owner != f.owner,
-		f.byPerm && (h.perm != f.perm || f.perm == permOther && lx.slots[slot].permission != f.q.Permission):
+		f.byPerm && (h.perm != f.perm || f.perm == permOther && lx.slots[slot].permission != f.q.Permission),
+		len(f.tags) > 0 && !holdsTags(lx.slots[slot].tags, f.tags):
 		return false
 	case h.owner == f.viewer:
 		return true
@@ -305,6 +328,35 @@ func (lx *lexicalIndex) visible(slot uint32, h *lexHot, f *lexFilter) bool {
 		return slices.Contains(lx.slots[slot].shares, f.q.Viewer)
 	}
 	return false
+}
+
+// holdsTags reports whether have (ascending) holds every tag of want.
+func holdsTags(have, want []uint32) bool {
+	for _, t := range want {
+		if _, ok := slices.BinarySearch(have, t); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// numberTags returns the numbers of tags, ascending, numbering new ones.
+// Numbers are never reused: tags are few, and a load starts afresh.
+func (lx *lexicalIndex) numberTags(tags []string) []uint32 {
+	if len(tags) == 0 {
+		return nil
+	}
+	out := make([]uint32, len(tags))
+	for i, t := range tags {
+		n, ok := lx.tagIDs[t]
+		if !ok {
+			n = uint32(len(lx.tagIDs)) // #nosec G115 -- distinct tags, far below 2^32
+			lx.tagIDs[t] = n
+		}
+		out[i] = n
+	}
+	slices.Sort(out)
+	return out
 }
 
 // getScratch returns an accumulator for n slots, all zero.
@@ -417,6 +469,7 @@ func (lx *lexicalIndex) load(tx *gorm.DB) error {
 	lx.slots = make([]lexSlot, 0, len(entries))
 	lx.hot = make([]lexHot, 0, len(entries))
 	lx.owners = map[uuid.UUID]uint32{}
+	lx.tagIDs = map[string]uint32{}
 	lx.lists = nil
 	lx.docs, lx.sumLen, lx.dead = 0, 0, 0
 	lx.loaded = true
@@ -424,6 +477,7 @@ func (lx *lexicalIndex) load(tx *gorm.DB) error {
 	// The slots are in id order and the terms come by (term_hash,
 	// memory_id), so each list is built in ascending slot order.
 	for i := range entries {
+		entries[i].slot.tags = lx.numberTags(entries[i].tags)
 		lx.addSlot(entries[i].slot)
 	}
 	return readLexTerms(tx, "ORDER BY term_hash, memory_id", nil, func(h int64, id uuid.UUID, tf uint32) {
@@ -444,6 +498,7 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 	}
 	rows, err := tx.Raw("SELECT m.id, m.owner_id, m.permission, m.expires_at, "+
 		"CASE WHEN m.permission = 'shared' THEN (SELECT "+idList(tx.Dialector.Name(), "s.user_id")+" FROM memory_shares s WHERE s.memory_id = m.id) END, "+
+		"(SELECT "+jsonList(tx.Dialector.Name(), "t.tag")+" FROM memory_tags t WHERE t.memory_id = m.id), "+
 		"l.doc_len FROM memories m LEFT JOIN memory_lexicon l ON l.memory_id = m.id "+where+and+
 		"(l.memory_id IS NOT NULL OR EXISTS (SELECT 1 FROM memory_terms t WHERE t.memory_id = m.id)) ORDER BY m.id", args...).Rows()
 	if err != nil {
@@ -457,9 +512,9 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 			id, owner, perm string
 			expires         sqlTime
 			docLen          *int64
-			shares          *string
+			shares, tags    *string
 		)
-		if err := rows.Scan(&id, &owner, &perm, &expires, &shares, &docLen); err != nil {
+		if err := rows.Scan(&id, &owner, &perm, &expires, &shares, &tags, &docLen); err != nil {
 			return nil, nil, err
 		}
 		if sl.id, err = uuid.Parse(id); err != nil {
@@ -488,9 +543,17 @@ func readLexEntries(tx *gorm.DB, where string, args ...any) (entries []lexEntry,
 			}
 			sl.docLen, sl.lexicon = uint32(*docLen), true // #nosec G115 -- checked just above; doc_len >= 0 by the schema
 		}
+		var e lexEntry
+		// Tags may hold any character: they come as a JSON array.
+		if tags != nil {
+			if err := json.Unmarshal([]byte(*tags), &e.tags); err != nil {
+				return nil, nil, fmt.Errorf("memory %s: tags: %w", id, err)
+			}
+		}
 		sl.live = true
+		e.slot = sl
 		order[sl.id] = len(entries)
-		entries = append(entries, lexEntry{slot: sl})
+		entries = append(entries, e)
 	}
 	return entries, order, rows.Err()
 }
@@ -502,6 +565,15 @@ func idList(dialect, col string) string {
 		return "string_agg(" + col + "::text, ',')"
 	}
 	return "group_concat(" + col + ")"
+}
+
+// jsonList is the aggregate that makes a JSON array of the values of col,
+// in a database of dialect (NULL or [] for none).
+func jsonList(dialect, col string) string {
+	if dialect == DialectPostgres {
+		return "json_agg(" + col + ")::text"
+	}
+	return "json_group_array(" + col + ")"
 }
 
 // readLexTerms calls fn with each memory_terms row selected by tail (a
@@ -549,11 +621,13 @@ func (lx *lexicalIndex) put(e *lexEntry) {
 	if slot, ok := lx.pos[e.slot.id]; ok && lx.sameTerms(slot, e) {
 		sl := &lx.slots[slot]
 		sl.owner, sl.permission, sl.expires, sl.shares = e.slot.owner, e.slot.permission, e.slot.expires, e.slot.shares
+		sl.tags = lx.numberTags(e.tags)
 		lx.hot[slot] = lx.hotOf(sl)
 		return
 	}
 	lx.drop(e.slot.id)
 	sl := e.slot
+	sl.tags = lx.numberTags(e.tags)
 	sl.nTerms = uint32(len(e.hashes)) // #nosec G115 -- the distinct terms of one memory
 	slot := lx.addSlot(sl)
 	for i, h := range e.hashes {
