@@ -24,8 +24,8 @@ type Entry struct {
 
 // Store keeps the log.
 type Store interface {
-	// Record appends an entry; ID is assigned by the store.
-	Record(ctx context.Context, e Entry) error
+	// Record appends entries, all or none; IDs are assigned by the store.
+	Record(ctx context.Context, es ...Entry) error
 	// ForUser returns the user's newest entries first.
 	ForUser(ctx context.Context, user uuid.UUID, limit int) ([]Entry, error)
 	// Since counts entries per action at or after t, for admin statistics.

@@ -373,15 +373,35 @@ func (rc *recorder) record(e activity.Entry) {
 	}
 }
 
+// recorderBatch bounds the entries written in one statement.
+const recorderBatch = 256
+
+// loop writes the queued entries, those queued meanwhile together: one
+// INSERT a round trip could not keep up with 200 clients on Postgres,
+// and the queue overflowed (docs/performance.md).
 func (rc *recorder) loop() {
 	defer close(rc.done)
+	batch := make([]activity.Entry, 0, recorderBatch)
 	for e := range rc.queue {
+		batch = append(batch[:0], e)
+	drain:
+		for len(batch) < recorderBatch {
+			select {
+			case e, ok := <-rc.queue:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, e)
+			default:
+				break drain
+			}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		if err := rc.store.Record(ctx, e); err != nil {
-			rc.log.Warn("record activity", "action", e.Action, "error", err)
+		if err := rc.store.Record(ctx, batch...); err != nil {
+			rc.log.Warn("record activity", "entries", len(batch), "action", batch[0].Action, "error", err)
 		}
 		cancel()
-		rc.pending.Done()
+		rc.pending.Add(-len(batch))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"gorm.io/gorm"
 
 	"picard.dev/mcpserver/internal/activity"
 )
@@ -18,20 +19,26 @@ var _ activity.Store = (*Activity)(nil)
 // Activity returns the activity log of db.
 func (db *DB) Activity() *Activity { return &Activity{db: db} }
 
-// Record appends an entry. An entry without a user (uuid.Nil) is stored
-// with no user, e.g. a failed login for an unknown email; a zero At means
-// now.
-func (s *Activity) Record(ctx context.Context, e activity.Entry) error {
-	at := e.At
-	if at.IsZero() {
-		at = time.Now()
+// Record appends entries in one transaction. An entry without a user
+// (uuid.Nil) is stored with no user, e.g. a failed login for an unknown
+// email; a zero At means now.
+func (s *Activity) Record(ctx context.Context, es ...activity.Entry) error {
+	now := time.Now()
+	rows := make([][]any, len(es))
+	for i, e := range es {
+		at := e.At
+		if at.IsZero() {
+			at = now
+		}
+		var userID any
+		if e.UserID != uuid.Nil {
+			userID = e.UserID
+		}
+		rows[i] = []any{userID, e.ClientID, e.Action, e.Outcome, e.Duration.Milliseconds(), s.db.at(at)}
 	}
-	var userID any
-	if e.UserID != uuid.Nil {
-		userID = e.UserID
-	}
-	err := s.db.session(ctx).Exec(`INSERT INTO activity (user_id, client_id, action, outcome, duration_ms, at)
-		VALUES (?, ?, ?, ?, ?, ?)`, userID, e.ClientID, e.Action, e.Outcome, e.Duration.Milliseconds(), s.db.at(at)).Error
+	err := s.db.tx(ctx, func(tx *gorm.DB) error {
+		return insertRows(tx, "activity", []string{"user_id", "client_id", "action", "outcome", "duration_ms", "at"}, rows)
+	})
 	if err != nil {
 		return fmt.Errorf("record activity: %w", err)
 	}

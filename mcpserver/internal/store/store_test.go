@@ -1160,20 +1160,38 @@ func testCascade(t *testing.T, f *fixture) {
 }
 
 func testActivity(t *testing.T, f *fixture) {
-	alice, bob := f.user("alice"), f.user("bob")
+	alice, bob, carolID := f.user("alice"), f.user("bob"), f.user("carol")
 	act := f.db.Activity()
 	start := f.clock.Now()
-	for i, e := range []activity.Entry{
+	es := []activity.Entry{
 		{UserID: alice, ClientID: "c1", Action: "tool:submit_memory", Outcome: "ok", Duration: 12 * time.Millisecond},
 		{UserID: alice, ClientID: "pat", Action: "tool:query_memory", Outcome: "ok"},
 		{UserID: bob, ClientID: "web", Action: "login", Outcome: "ok"},
 		{UserID: alice, ClientID: "c1", Action: "tool:submit_memory", Outcome: "invalid_argument"},
 		{ClientID: "web", Action: "login", Outcome: "bad_credentials"},
-	} {
-		e.At = start.Add(time.Duration(i) * time.Second)
+	}
+	for i := range es {
+		es[i].At = start.Add(time.Duration(i) * time.Second)
+	}
+	// One at a time, then the rest in one call, as the recorder batches.
+	for _, e := range es[:2] {
 		if err := act.Record(f.ctx, e); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := act.Record(f.ctx, es[2:]...); err != nil {
+		t.Fatal(err)
+	}
+	// More than one INSERT's parameter budget, still all recorded.
+	many := make([]activity.Entry, 300)
+	for i := range many {
+		many[i] = activity.Entry{UserID: carolID, ClientID: "c2", Action: "tool:get_memory", Outcome: "ok", At: start}
+	}
+	if err := act.Record(f.ctx, many...); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := act.ForUser(f.ctx, carolID, 1000); err != nil || len(got) != len(many) {
+		t.Fatalf("a batch of %d: %d recorded, %v", len(many), len(got), err)
 	}
 	got, err := act.ForUser(f.ctx, alice, 2)
 	if err != nil {
