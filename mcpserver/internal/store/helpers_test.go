@@ -190,10 +190,14 @@ func newFixture(tb testing.TB, b backend) *fixture {
 }
 
 // open opens another handle on the fixture's database with a sealer.
-func (f *fixture) open(s Sealer) *DB {
+func (f *fixture) open(s Sealer) *DB { return f.openWith(s, f.opts.IndexKey) }
+
+// openWith opens another handle on the fixture's database with a sealer
+// and an index key.
+func (f *fixture) openWith(s Sealer, indexKey []byte) *DB {
 	f.tb.Helper()
 	opts := f.opts
-	opts.Sealer = s
+	opts.Sealer, opts.IndexKey = s, indexKey
 	db, err := Open(f.ctx, opts)
 	if err != nil {
 		f.tb.Fatal(err)
@@ -207,18 +211,7 @@ var otherIndexKey = []byte("another key of thirty-two bytes!")
 
 // openIndexKey opens another handle on the fixture's database, with its
 // sealer and the index key key.
-func (f *fixture) openIndexKey(key []byte) *DB {
-	f.tb.Helper()
-	opts := f.opts
-	opts.Sealer = f.sealer
-	opts.IndexKey = key
-	db, err := Open(f.ctx, opts)
-	if err != nil {
-		f.tb.Fatal(err)
-	}
-	f.tb.Cleanup(func() { db.Close() })
-	return db
-}
+func (f *fixture) openIndexKey(key []byte) *DB { return f.openWith(f.sealer, key) }
 
 // user creates an account (without a password, to keep argon2 out of the
 // tests) and returns its id.
