@@ -364,20 +364,8 @@ func (s *Memories) TermWeights(ctx context.Context, text string) (func(term stri
 	if len(ts) == 0 {
 		return one, nil
 	}
-	var (
-		docs float64
-		df   map[int64]int
-		err  error
-	)
-	if s.db.lexIx != nil {
-		docs, df, err = s.db.lexIx.frequencies(ctx, s, hashes)
-	} else {
-		var stats corpusStats
-		if stats, err = s.corpusStats(ctx); err == nil {
-			docs = stats.docs
-			df, err = s.documentFrequencies(ctx, hashes)
-		}
-	}
+	// Every database with an index key keeps the index in memory (lexIx).
+	docs, df, err := s.db.lexIx.frequencies(ctx, s, hashes)
 	if err != nil {
 		return nil, err
 	}
